@@ -1,0 +1,32 @@
+# Two commands take a fresh clone to a running app: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: run test lint bench package package-check clean screenshots
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	QT_QPA_PLATFORM= $(BIN)/workbench gui resources/presets/digits-mlp.toml
+
+lint: $(STAMP)
+	$(BIN)/ruff check workbench tests
+	$(BIN)/ruff format --check workbench tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow and not bench" -p no:cacheprovider
+
+bench: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -s -m bench tests/benchmarks -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

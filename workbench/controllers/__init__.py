@@ -1,0 +1,1 @@
+"""QtCore bridges between the engine and the window: threads, processes, signals."""

@@ -1,0 +1,330 @@
+"""The experiment file: frozen specs for model, data and training, read from and written to TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from workbench.engine.atomic import atomic_write_text
+from workbench.engine.errors import ExperimentError
+
+DATASET_NAMES = (
+    "toy",
+    "moons",
+    "circles",
+    "xor",
+    "spirals",
+    "blobs",
+    "digits",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "csv",
+    "image-folder",
+)
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
+LOSSES = ("cross_entropy", "nll", "mse", "bce_with_logits")
+SCHEDULERS = ("step", "multistep", "exponential", "cosine", "onecycle", "reduce_on_plateau")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+DDP_BACKENDS = ("auto", "gloo", "nccl")
+MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+
+
+def _choices(*allowed: str) -> dict[str, Any]:
+    return {"choices": allowed}
+
+
+def _range(low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+class _Frozen(dict[str, Any]):
+    """A read-only dict, so that frozen specs stay immutable yet pickle and compare like dicts."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> typing.NoReturn:
+        raise TypeError("specs are immutable; use dataclasses.replace() to make a changed copy")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=lambda item: item[0])))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Frozen, (dict(self),))
+
+
+def frozen_mapping(values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """Return an immutable copy of `values` (nested lists become tuples)."""
+    return _Frozen({key: _freeze(value) for key, value in (values or {}).items()})
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(item) for item in value)
+    if isinstance(value, Mapping):
+        return frozen_mapping(value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """Turn specs' tuples and frozen mappings back into plain TOML-friendly lists and dicts."""
+    if isinstance(value, tuple | list):
+        return [_thaw(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _thaw(item) for key, item in value.items() if item is not None}
+    return value
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of the stack: a catalogue type name and the parameters the user set."""
+
+    type: str
+    params: Mapping[str, Any] = field(default_factory=frozen_mapping)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", frozen_mapping(self.params))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **_thaw(self.params)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> LayerSpec:
+        params = dict(values)
+        return cls(type=str(params.pop("type")), params=params)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    layers: tuple[LayerSpec, ...] = ()
+    input_shape: tuple[int, ...] | None = field(default=None, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str = field(default="digits", metadata=_choices(*DATASET_NAMES))
+    root: str = "~/.cache/workbench/datasets"
+    download: bool = False
+    path: str | None = None
+    label_column: str = "label"
+    val_split: float = field(default=0.2, metadata=_range(0.0, 0.9))
+    batch_size: int = field(default=64, metadata=_range(1))
+    val_batch_size: int = field(default=1000, metadata=_range(1))
+    shuffle: bool = True
+    num_workers: int = field(default=0, metadata=_range(0, 256))
+    pin_memory: bool = False
+    drop_last: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = field(default=None, metadata=_range(1))
+    in_memory: bool = True
+    options: Mapping[str, Any] = field(default_factory=frozen_mapping)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", frozen_mapping(self.options))
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    name: str = field(default="step", metadata=_choices(*SCHEDULERS))
+    step_size: int = field(default=1, metadata=_range(1))
+    gamma: float = field(default=0.7, metadata=_range(0.0))
+    milestones: tuple[int, ...] = ()
+    t_max: int | None = field(default=None, metadata=_range(1))
+    eta_min: float = field(default=0.0, metadata=_range(0.0))
+    max_lr: float | None = field(default=None, metadata=_range(0.0))
+    patience: int = field(default=2, metadata=_range(0))
+    factor: float = field(default=0.1, metadata=_range(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSpec:
+    monitor: str = field(default="val_loss", metadata=_choices(*MONITORS))
+    patience: int = field(default=3, metadata=_range(0))
+    min_delta: float = field(default=0.0, metadata=_range(0.0))
+    mode: str = field(default="auto", metadata=_choices("auto", "min", "max"))
+    restore_best_weights: bool = True
+
+
+@dataclass(frozen=True)
+class DDPSpec:
+    enabled: bool = False
+    nproc_per_node: int = field(default=2, metadata=_range(1, 1024))
+    backend: str = field(default="auto", metadata=_choices(*DDP_BACKENDS))
+    timeout_seconds: int = field(default=60, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = field(default=1, metadata=_range(1, 100_000))
+    optimizer: str = field(default="adam", metadata=_choices(*OPTIMIZERS))
+    lr: float = field(default=1e-3, metadata=_range(0.0))
+    momentum: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    nesterov: bool = False
+    weight_decay: float = field(default=0.0, metadata=_range(0.0))
+    loss: str = field(default="cross_entropy", metadata=_choices(*LOSSES))
+    scheduler: SchedulerSpec | None = None
+    seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
+    device: str = "auto"
+    precision: str = field(default="32-true", metadata=_choices(*PRECISIONS))
+    accumulate_grad_batches: int = field(default=1, metadata=_range(1, 65_536))
+    gradient_clip_val: float | None = field(default=None, metadata=_range(0.0))
+    early_stopping: EarlyStoppingSpec | None = None
+    ddp: DDPSpec = field(default_factory=DDPSpec)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything needed to reproduce a run; the GUI's project file is the same thing."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return experiment_to_dict(self)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment TOML file; every problem is an ExperimentError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExperimentError(f"{path}: cannot read the file ({exc})") from None
+    return parse_experiment(text, source=str(path))
+
+
+def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{source}: not valid TOML: {exc}") from None
+    return experiment_from_dict(raw, source=source)
+
+
+def experiment_from_dict(raw: Mapping[str, Any], source: str = "<experiment>") -> Experiment:
+    return typing.cast(Experiment, _build(Experiment, raw, path="", source=source))
+
+
+def _build(cls: type, raw: Any, path: str, source: str) -> Any:
+    if not isinstance(raw, Mapping):
+        where = path or "the top level"
+        raise ExperimentError(f"{source}: {where}: expected a table, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in raw if key not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(fields), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+        raise ExperimentError(f"{source}: {_join(path, key)}: unknown key{hint}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        values[name] = _convert(hints[name], fields[name], value, _join(path, name), source)
+    return cls(**values)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _convert(hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [arg for arg in args if arg is not type(None)]
+        return _convert(inner[0], spec_field, value, path, source)
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type, hint), value, path, source)
+    if origin is tuple:
+        return _convert_tuple(args[0], spec_field, value, path, source)
+    if hint is Mapping[str, Any] or origin is Mapping:
+        if not isinstance(value, Mapping):
+            raise ExperimentError(f"{source}: {path}: expected a table, got {value!r}")
+        return frozen_mapping(value)
+    return _check_scalar(hint, spec_field, value, path, source)
+
+
+def _convert_tuple(item: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str) -> Any:
+    if not isinstance(value, list):
+        raise ExperimentError(f"{source}: {path}: expected a list, got {value!r}")
+    if item is LayerSpec:
+        return tuple(_layer(entry, f"{path}[{index}]", source) for index, entry in enumerate(value))
+    return tuple(
+        _check_scalar(item, spec_field, entry, f"{path}[{index}]", source)
+        for index, entry in enumerate(value)
+    )
+
+
+def _layer(entry: Any, path: str, source: str) -> LayerSpec:
+    if not isinstance(entry, Mapping) or "type" not in entry:
+        raise ExperimentError(
+            f'{source}: {path}: each layer is a table with a type, like {{ type = "ReLU" }}'
+        )
+    if not isinstance(entry["type"], str):
+        raise ExperimentError(f"{source}: {path}.type: expected a layer name, got {entry['type']!r}")
+    return LayerSpec.from_dict(entry)
+
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _check_scalar(hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str) -> Any:
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ExperimentError(
+            f"{source}: {path}: {value!r} is not {_TYPE_NAMES.get(hint, hint.__name__)}"
+        )
+    meta = spec_field.metadata
+    if "choices" in meta and value not in meta["choices"]:
+        close = difflib.get_close_matches(str(value), meta["choices"], n=1)
+        hint_text = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ExperimentError(
+            f"{source}: {path}: {value!r} is not allowed{hint_text}; "
+            f"choose one of {', '.join(meta['choices'])}"
+        )
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ExperimentError(f"{source}: {path}: {value!r} is out of range; use a value {bounds}")
+    return value
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:
+    """Plain dict of the experiment, leaving out unset optional values (TOML has no null)."""
+    model = {"layers": [layer.to_dict() for layer in experiment.model.layers]}
+    if experiment.model.input_shape is not None:
+        model = {"input_shape": list(experiment.model.input_shape), **model}
+    return {
+        "model": model,
+        "data": _thaw(dataclasses.asdict(experiment.data)),
+        "train": _thaw(dataclasses.asdict(experiment.train)),
+    }
+
+
+def dump_experiment(experiment: Experiment) -> str:
+    return tomli_w.dumps(experiment_to_dict(experiment), multiline_strings=False)
+
+
+def save_experiment(experiment: Experiment, path: str | Path) -> None:
+    """Write the experiment as TOML, atomically."""
+    atomic_write_text(Path(path), dump_experiment(experiment))

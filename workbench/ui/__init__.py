@@ -1,0 +1,1 @@
+"""Widgets, Qt item models and pyqtgraph plots of the desktop window."""
