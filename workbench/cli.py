@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -63,4 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc}\n"
+            "(set WORKBENCH_DEBUG=1 for the full traceback, and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED

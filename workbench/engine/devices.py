@@ -47,7 +47,13 @@ def available_devices() -> list[DeviceInfo]:
             if torch.distributed.is_available() and torch.distributed.is_nccl_available():
                 backends.insert(0, "nccl")
             devices.append(
-                DeviceInfo(f"cuda:{index}", props.name, props.total_memory, tuple(precisions), tuple(backends))
+                DeviceInfo(
+                    f"cuda:{index}",
+                    props.name,
+                    props.total_memory,
+                    tuple(precisions),
+                    tuple(backends),
+                )
             )
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
@@ -70,11 +76,15 @@ def resolve_device(requested: str, devices: list[DeviceInfo] | None = None) -> D
         return by_name[wanted]
     present = ", ".join(["auto", *by_name])
     if wanted.startswith("cuda"):
-        reason = "this machine has no CUDA GPU" if not any(d.kind == "cuda" for d in devices) else (
-            f"there is no GPU {wanted}"
+        reason = (
+            "this machine has no CUDA GPU"
+            if not any(d.kind == "cuda" for d in devices)
+            else (f"there is no GPU {wanted}")
         )
     elif wanted == "mps":
-        reason = "MPS needs an Apple-silicon Mac" if sys.platform != "darwin" else "MPS is not available"
+        reason = (
+            "MPS needs an Apple-silicon Mac" if sys.platform != "darwin" else "MPS is not available"
+        )
     else:
         reason = "it is not a device name"
     raise DeviceError(f"device {requested!r} is not available: {reason}; choose one of {present}")

@@ -242,7 +242,9 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _convert(hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str) -> Any:
+def _convert(
+    hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str
+) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
@@ -259,7 +261,9 @@ def _convert(hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: st
     return _check_scalar(hint, spec_field, value, path, source)
 
 
-def _convert_tuple(item: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str) -> Any:
+def _convert_tuple(
+    item: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str
+) -> Any:
     if not isinstance(value, list):
         raise ExperimentError(f"{source}: {path}: expected a list, got {value!r}")
     if item is LayerSpec:
@@ -276,14 +280,18 @@ def _layer(entry: Any, path: str, source: str) -> LayerSpec:
             f'{source}: {path}: each layer is a table with a type, like {{ type = "ReLU" }}'
         )
     if not isinstance(entry["type"], str):
-        raise ExperimentError(f"{source}: {path}.type: expected a layer name, got {entry['type']!r}")
+        raise ExperimentError(
+            f"{source}: {path}.type: expected a layer name, got {entry['type']!r}"
+        )
     return LayerSpec.from_dict(entry)
 
 
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
-def _check_scalar(hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str) -> Any:
+def _check_scalar(
+    hint: Any, spec_field: dataclasses.Field[Any], value: Any, path: str, source: str
+) -> Any:
     ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -300,7 +308,7 @@ def _check_scalar(hint: Any, spec_field: dataclasses.Field[Any], value: Any, pat
             f"choose one of {', '.join(meta['choices'])}"
         )
     low, high = meta.get("min"), meta.get("max")
-    if low is not None and value < low or high is not None and value > high:
+    if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"at least {low}" if high is None else f"between {low} and {high}"
         raise ExperimentError(f"{source}: {path}: {value!r} is out of range; use a value {bounds}")
     return value
@@ -311,7 +319,7 @@ def _check_scalar(hint: Any, spec_field: dataclasses.Field[Any], value: Any, pat
 
 def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:
     """Plain dict of the experiment, leaving out unset optional values (TOML has no null)."""
-    model = {"layers": [layer.to_dict() for layer in experiment.model.layers]}
+    model: dict[str, Any] = {"layers": [layer.to_dict() for layer in experiment.model.layers]}
     if experiment.model.input_shape is not None:
         model = {"input_shape": list(experiment.model.input_shape), **model}
     return {

@@ -1,0 +1,45 @@
+"""`workbench summary EXP.toml`: the model as print(model) shows it, a per-layer table, the total."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.datasets import describe_dataset
+from workbench.engine.experiment import Experiment, load_experiment
+from workbench.engine.model_builder import BuiltModel, build_model
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("summary", help="print the model, a per-layer table and totals")
+    parser.add_argument("experiment", help="experiment .toml file")
+    parser.set_defaults(run=run)
+
+
+def build_for_experiment(experiment: Experiment) -> BuiltModel:
+    """Build the experiment's model, taking the input shape from the dataset where not given."""
+    input_shape = experiment.model.input_shape or describe_dataset(experiment.data).input_shape
+    return build_model(experiment.model, tuple(input_shape))
+
+
+def summary_text(experiment: Experiment) -> str:
+    built = build_for_experiment(experiment)
+    return "\n".join(
+        [
+            str(built.module),
+            "",
+            built.table(),
+            "",
+            f"Total number of trainable model parameters: {built.trainable_parameters}",
+        ]
+    )
+
+
+def print_summary(path: str | Path) -> int:
+    print(summary_text(load_experiment(path)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return print_summary(args.experiment)
