@@ -94,6 +94,7 @@ class Trainer:
         self.step = 0
         self.start_epoch = 1
         self._prepared = False
+        self.failed_reported = False
 
     # ------------------------------------------------------------------ set-up
 
@@ -159,7 +160,7 @@ class Trainer:
         try:
             summary = self._fit(started)
         except TrainingError as exc:
-            self.observer.on_failed(str(exc))
+            self._report_failure(str(exc))
             self._write_files(self._summary(started, status="failed"), weights=False)
             raise
         except torch.OutOfMemoryError:
@@ -168,12 +169,16 @@ class Trainer:
                 f"{self.experiment.data.batch_size}; use a smaller batch with "
                 "accumulate_grad_batches to keep the effective batch, or enable mixed precision"
             )
-            self.observer.on_failed(message)
+            self._report_failure(message)
             raise TrainingError(message) from None
         finally:
             self.strategy.teardown()
         self.observer.on_finished(summary)
         return summary
+
+    def _report_failure(self, message: str) -> None:
+        self.failed_reported = True
+        self.observer.on_failed(message)
 
     def _fit(self, started: float) -> dict[str, Any]:
         train = self.experiment.train
