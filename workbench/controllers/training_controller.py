@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import time
 import traceback
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -88,6 +89,8 @@ class TrainingWorker(QObject):
 class TrainingController(QObject):
     """Starts, pauses, steps and stops one in-process run at a time; `shutdown()` joins it."""
 
+    _all_threads: ClassVar[weakref.WeakSet[QThread]] = weakref.WeakSet()
+
     run_started = Signal(object)
     batches_reported = Signal(list)
     epoch_ended = Signal(object)
@@ -104,6 +107,11 @@ class TrainingController(QObject):
         self._control: RunControl | None = None
         self.trainer: Trainer | None = None
         self.state = "idle"
+
+    @classmethod
+    def running_threads(cls) -> list[QThread]:
+        """Worker threads of any controller still running (tests fail on leaks with this)."""
+        return [thread for thread in list(cls._all_threads) if thread.isRunning()]
 
     @property
     def is_running(self) -> bool:
@@ -124,6 +132,7 @@ class TrainingController(QObject):
         self._control, self.trainer = control, trainer
         self._thread = QThread()
         self._thread.setObjectName("TrainingThread")
+        TrainingController._all_threads.add(self._thread)
         self._worker = TrainingWorker(trainer)
         self._worker.moveToThread(self._thread)
         self._connect(self._worker)

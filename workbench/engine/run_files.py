@@ -92,7 +92,7 @@ def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: cannot be resumed from: it is not a safe Torch Workbench checkpoint "

@@ -1,0 +1,138 @@
+"""The open project: the experiment being edited, its file, its unsaved state and its undo stack."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from workbench.engine.experiment import (
+    DataSpec,
+    Experiment,
+    LayerSpec,
+    ModelSpec,
+    TrainSpec,
+    load_experiment,
+    save_experiment,
+)
+
+
+class SetSectionCommand(QUndoCommand):
+    """Replace the data or train section (one undo step per edit)."""
+
+    def __init__(self, document: ProjectDocument, section: str, new: Any, text: str) -> None:
+        super().__init__(text)
+        self.document = document
+        self.section = section
+        self.old = getattr(document.experiment, section)
+        self.new = new
+
+    def redo(self) -> None:
+        self.document._set_section(self.section, self.new)
+
+    def undo(self) -> None:
+        self.document._set_section(self.section, self.old)
+
+
+class SetLayersCommand(QUndoCommand):
+    """Replace the whole layer stack (used by every layer edit: add, remove, move, edit)."""
+
+    def __init__(self, document: ProjectDocument, layers: tuple[LayerSpec, ...], text: str) -> None:
+        super().__init__(text)
+        self.document = document
+        self.old = document.experiment.model.layers
+        self.new = layers
+
+    def redo(self) -> None:
+        self.document._set_layers(self.new)
+
+    def undo(self) -> None:
+        self.document._set_layers(self.old)
+
+
+class ProjectDocument(QObject):
+    """Holds the Experiment; every edit goes through the undo stack and emits `changed`."""
+
+    changed = Signal()
+    layers_changed = Signal()
+    path_changed = Signal(str)
+    dirty_changed = Signal(bool)
+
+    def __init__(self, experiment: Experiment | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._experiment = experiment or Experiment()
+        self.path: Path | None = None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+
+    @property
+    def experiment(self) -> Experiment:
+        return self._experiment
+
+    @property
+    def is_dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def title(self) -> str:
+        return self.path.name if self.path else "Untitled"
+
+    # edits (undoable) -------------------------------------------------------
+    def set_data(self, data: DataSpec, text: str = "Change data settings") -> None:
+        if data != self._experiment.data:
+            self.undo_stack.push(SetSectionCommand(self, "data", data, text))
+
+    def set_train(self, train: TrainSpec, text: str = "Change training settings") -> None:
+        if train != self._experiment.train:
+            self.undo_stack.push(SetSectionCommand(self, "train", train, text))
+
+    def update_data(self, **changes: Any) -> None:
+        self.set_data(dataclasses.replace(self._experiment.data, **changes))
+
+    def update_train(self, **changes: Any) -> None:
+        self.set_train(dataclasses.replace(self._experiment.train, **changes))
+
+    def set_layers(self, layers: tuple[LayerSpec, ...], text: str) -> None:
+        if layers != self._experiment.model.layers:
+            self.undo_stack.push(SetLayersCommand(self, tuple(layers), text))
+
+    def _set_section(self, section: str, value: Any) -> None:
+        self._experiment = dataclasses.replace(self._experiment, **{section: value})
+        self.changed.emit()
+
+    def _set_layers(self, layers: tuple[LayerSpec, ...]) -> None:
+        model = dataclasses.replace(self._experiment.model, layers=layers)
+        self._experiment = dataclasses.replace(self._experiment, model=model)
+        self.layers_changed.emit()
+        self.changed.emit()
+
+    # whole-document operations ---------------------------------------------
+    def replace(self, experiment: Experiment, path: Path | None) -> None:
+        """Start over with another experiment (New, Open, a preset); clears undo history."""
+        self._experiment = experiment
+        self.path = path
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self.path_changed.emit(str(path) if path else "")
+        self.layers_changed.emit()
+        self.changed.emit()
+
+    def open(self, path: Path) -> None:
+        self.replace(load_experiment(path), path)
+
+    def save(self, path: Path | None = None) -> Path:
+        target = path or self.path
+        if target is None:
+            raise ValueError("no file name yet; use Save As")
+        save_experiment(self._experiment, target)
+        if target != self.path:
+            self.path = target
+            self.path_changed.emit(str(target))
+        self.undo_stack.setClean()
+        return target
+
+    def new(self) -> None:
+        self.replace(Experiment(model=ModelSpec(layers=())), None)

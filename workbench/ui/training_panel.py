@@ -1,0 +1,219 @@
+"""Training settings: optimizer, schedule, device, precision, accumulation and DDP, with reasons."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QWidget,
+)
+
+from workbench.engine.devices import DeviceInfo, resolve_device
+from workbench.engine.errors import DeviceError
+from workbench.engine.experiment import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, SchedulerSpec
+from workbench.ui.project_document import ProjectDocument
+
+PRECISION_LABELS = {
+    "32-true": "32-bit (float32)",
+    "16-mixed": "16-bit mixed (float16 + GradScaler)",
+    "bf16-mixed": "bfloat16 mixed",
+}
+
+
+def named(widget: QWidget, name: str, tooltip: str) -> QWidget:
+    """Give a control its stable objectName, accessible name and tooltip (DESIGN.md 3.4)."""
+    widget.setObjectName(name)
+    widget.setAccessibleName(name)
+    widget.setToolTip(tooltip)
+    return widget
+
+
+def precision_problem(device: DeviceInfo, precision: str) -> str | None:
+    """Why `precision` cannot run on `device`, or None when it can."""
+    from workbench.engine.devices import check_precision
+
+    try:
+        check_precision(device, precision)
+    except DeviceError as exc:
+        return str(exc)
+    return None
+
+
+def ddp_problem(device: DeviceInfo, nproc: int) -> str | None:
+    """Why DDP with `nproc` processes cannot run on `device`, or None when it can."""
+    if not device.ddp_backends:
+        return f"DDP is not supported on {device.name}; choose the CPU or a CUDA device"
+    return None
+
+
+class TrainingPanel(QWidget):
+    """A form over the document's [train] section; every change is one undoable edit."""
+
+    def __init__(
+        self,
+        document: ProjectDocument,
+        devices: list[DeviceInfo],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainingPanel")
+        self.document = document
+        self.devices = devices
+        self._build()
+        self.refresh()
+        document.changed.connect(self.refresh)
+
+    def _build(self) -> None:
+        form = QFormLayout(self)
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(list(OPTIMIZERS))
+        named(self.optimizer, "optimizerPicker", "The optimizer that updates the weights")
+        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=100.0, singleStep=0.001)
+        named(self.lr, "learningRateSpin", "Learning rate: the size of each optimizer step")
+        self.epochs = QSpinBox(minimum=1, maximum=100_000)
+        named(self.epochs, "epochsSpin", "Passes over the training data")
+        self.loss = QComboBox()
+        self.loss.addItems(list(LOSSES))
+        named(self.loss, "lossPicker", "The loss: cross_entropy for logits, nll after LogSoftmax")
+        self.scheduler = QComboBox()
+        self.scheduler.addItems(["none", *SCHEDULERS])
+        named(self.scheduler, "schedulerPicker", "How the learning rate changes during training")
+        self.seed = QSpinBox(minimum=0, maximum=2_147_483_647)
+        named(self.seed, "seedSpin", "Random seed: the same seed gives the same run")
+        self.device = QComboBox()
+        for device in self.devices:
+            self.device.addItem(device.label(), device.name)
+        self.device.insertItem(0, "auto (best available)", "auto")
+        named(self.device, "devicePicker", "Where to train; only devices this machine has are listed")
+        self.precision = QComboBox()
+        for name in PRECISIONS:
+            self.precision.addItem(PRECISION_LABELS[name], name)
+        named(self.precision, "precisionPicker", "Numeric precision of the forward pass")
+        self.accumulation = QSpinBox(minimum=1, maximum=65_536)
+        named(self.accumulation, "accumulationSpin", "Micro-batches per optimizer step")
+        self.effective_batch = QLabel()
+        self.effective_batch.setObjectName("effectiveBatchLabel")
+        self.ddp = QCheckBox("DistributedDataParallel")
+        named(self.ddp, "ddpToggle", "Train with several processes through torchrun")
+        self.nproc = QSpinBox(minimum=1, maximum=1024)
+        named(self.nproc, "nprocSpin", "Processes (one per device) for DDP")
+
+        accumulation_row = QHBoxLayout()
+        accumulation_row.addWidget(self.accumulation)
+        accumulation_row.addWidget(self.effective_batch, 1)
+        ddp_row = QHBoxLayout()
+        ddp_row.addWidget(self.ddp)
+        ddp_row.addWidget(QLabel("processes:"))
+        ddp_row.addWidget(self.nproc)
+        form.addRow("&Optimizer", self.optimizer)
+        form.addRow("&Learning rate", self.lr)
+        form.addRow("&Epochs", self.epochs)
+        form.addRow("Lo&ss", self.loss)
+        form.addRow("LR s&chedule", self.scheduler)
+        form.addRow("See&d", self.seed)
+        form.addRow("&Device", self.device)
+        form.addRow("&Precision", self.precision)
+        form.addRow("&Accumulate", accumulation_row)
+        form.addRow("", ddp_row)
+
+        self._on(self.optimizer.currentTextChanged, lambda: self._edit(optimizer=self.optimizer.currentText()))
+        self._on(self.lr.valueChanged, lambda: self._edit(lr=self.lr.value()))
+        self._on(self.epochs.valueChanged, lambda: self._edit(epochs=self.epochs.value()))
+        self._on(self.loss.currentTextChanged, lambda: self._edit(loss=self.loss.currentText()))
+        self._on(self.scheduler.currentTextChanged, self._scheduler_edited)
+        self._on(self.seed.valueChanged, lambda: self._edit(seed=self.seed.value()))
+        self._on(self.device.currentIndexChanged, lambda: self._edit(device=self.device.currentData()))
+        self._on(self.precision.currentIndexChanged, lambda: self._edit(precision=self.precision.currentData()))
+        self._on(self.accumulation.valueChanged, lambda: self._edit(accumulate_grad_batches=self.accumulation.value()))
+        self._on(self.ddp.toggled, self._ddp_edited)
+        self._on(self.nproc.valueChanged, self._ddp_edited)
+
+    @staticmethod
+    def _on(signal: object, slot: Callable[[], None]) -> None:
+        signal.connect(lambda *_: slot())  # type: ignore[attr-defined]
+
+    def _edit(self, **changes: object) -> None:
+        self.document.update_train(**changes)
+
+    def _scheduler_edited(self) -> None:
+        name = self.scheduler.currentText()
+        current = self.document.experiment.train.scheduler
+        if name == "none":
+            self._edit(scheduler=None)
+        elif current is None or current.name != name:
+            self._edit(scheduler=SchedulerSpec(name=name))
+
+    def _ddp_edited(self) -> None:
+        ddp = dataclasses.replace(
+            self.document.experiment.train.ddp, enabled=self.ddp.isChecked(), nproc_per_node=self.nproc.value()
+        )
+        self._edit(ddp=ddp)
+
+    def selected_device(self) -> DeviceInfo:
+        try:
+            return resolve_device(self.document.experiment.train.device, self.devices)
+        except DeviceError:
+            return self.devices[0]
+
+    def refresh(self) -> None:
+        """Show the document's values and which choices this device rules out, and why."""
+        train = self.document.experiment.train
+        widgets = (
+            self.optimizer, self.lr, self.epochs, self.loss, self.scheduler, self.seed,
+            self.device, self.precision, self.accumulation, self.ddp, self.nproc,
+        )  # fmt: skip
+        blockers = [QSignalBlocker(widget) for widget in widgets]
+        self.optimizer.setCurrentText(train.optimizer)
+        self.lr.setValue(train.lr)
+        self.epochs.setValue(train.epochs)
+        self.loss.setCurrentText(train.loss)
+        self.scheduler.setCurrentText(train.scheduler.name if train.scheduler else "none")
+        self.seed.setValue(min(train.seed, self.seed.maximum()))
+        index = self.device.findData(train.device)
+        self.device.setCurrentIndex(max(index, 0))
+        self.precision.setCurrentIndex(max(self.precision.findData(train.precision), 0))
+        self.accumulation.setValue(train.accumulate_grad_batches)
+        self.ddp.setChecked(train.ddp.enabled)
+        self.nproc.setValue(train.ddp.nproc_per_node)
+        del blockers
+        self._show_constraints()
+
+    def _show_constraints(self) -> None:
+        experiment = self.document.experiment
+        device = self.selected_device()
+        model = self.precision.model()
+        assert isinstance(model, QStandardItemModel)
+        for row in range(self.precision.count()):
+            item = model.item(row)
+            problem = precision_problem(device, str(self.precision.itemData(row)))
+            item.setEnabled(problem is None)
+            item.setToolTip(problem or PRECISION_LABELS[str(self.precision.itemData(row))])
+        problem = ddp_problem(device, experiment.train.ddp.nproc_per_node)
+        self.ddp.setEnabled(problem is None or experiment.train.ddp.enabled)
+        self.ddp.setToolTip(problem or "Train with several processes through torchrun")
+        self.nproc.setEnabled(experiment.train.ddp.enabled)
+        world = experiment.train.ddp.nproc_per_node if experiment.train.ddp.enabled else 1
+        batch, k = experiment.data.batch_size, experiment.train.accumulate_grad_batches
+        self.effective_batch.setText(
+            f"effective batch {batch} × {k}" + (f" × {world}" if world > 1 else "") + f" = {batch * k * world}"
+        )
+        self.effective_batch.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft)
+
+    def problems(self) -> list[str]:
+        """Reasons the current settings cannot run (shown on the Train button)."""
+        train = self.document.experiment.train
+        device = self.selected_device()
+        found = [precision_problem(device, train.precision)]
+        if train.ddp.enabled:
+            found.append(ddp_problem(device, train.ddp.nproc_per_node))
+        return [problem for problem in found if problem]
