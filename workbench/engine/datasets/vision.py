@@ -1,0 +1,376 @@
+"""Image datasets: bundled digits; torchvision MNIST, Fashion-MNIST, CIFAR-10; image folders."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from sklearn import datasets as sk_datasets
+from torch.utils.data import Dataset, Subset, TensorDataset
+from torchvision import datasets as tv_datasets
+from torchvision import transforms
+from torchvision.datasets.utils import extract_archive
+
+from workbench.engine.atomic import atomic_path
+from workbench.engine.datasets.base import LoadedData, OptionSpec, split_indices, tensor_splits
+from workbench.engine.errors import DatasetError
+
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def digits_splits(val_split: float, seed: int) -> LoadedData:
+    """scikit-learn's bundled 8x8 digits as [1, 8, 8] images scaled from 0..16 to [0, 1]."""
+    digits = sk_datasets.load_digits()
+    x = torch.as_tensor(digits.images, dtype=torch.float32).div(16.0).unsqueeze(1)
+    y = torch.as_tensor(digits.target, dtype=torch.int64)
+    train, val = tensor_splits(x, y, val_split, seed)
+    return LoadedData(train, val, tuple(str(name) for name in digits.target_names), (1, 8, 8))
+
+
+# --------------------------------------------------------------------------- torchvision sets
+
+
+def _limit_options() -> tuple[OptionSpec, ...]:
+    return (
+        OptionSpec("normalize", bool, True, "subtract the dataset mean and divide by its std"),
+        OptionSpec("train_samples", int, None, "use only the first N training images", 1),
+        OptionSpec("val_samples", int, None, "use only the first N test images", 1),
+    )
+
+
+TORCHVISION_OPTIONS = _limit_options()
+
+
+@dataclass(frozen=True)
+class TorchvisionSet:
+    """A torchvision dataset class and what we know about it without reading its files."""
+
+    name: str
+    factory: Callable[..., Any]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]
+    train_size: int
+    val_size: int
+    source: str  # where a person gets the files by hand
+
+    def normalize(self) -> transforms.Normalize:
+        return transforms.Normalize(self.mean, self.std)
+
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+MNIST = TorchvisionSet(
+    "mnist",
+    tv_datasets.MNIST,
+    (0.1307,),
+    (0.3081,),
+    (1, 28, 28),
+    tuple(str(digit) for digit in range(10)),
+    60_000,
+    10_000,
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+FASHION_MNIST = TorchvisionSet(
+    "fashion-mnist",
+    tv_datasets.FashionMNIST,
+    (0.2860,),
+    (0.3530,),
+    (1, 28, 28),
+    tuple(tv_datasets.FashionMNIST.classes),
+    60_000,
+    10_000,
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+CIFAR10 = TorchvisionSet(
+    "cifar10",
+    tv_datasets.CIFAR10,
+    (0.4914, 0.4822, 0.4465),
+    (0.2470, 0.2435, 0.2616),
+    (3, 32, 32),
+    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    50_000,
+    10_000,
+    "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
+)
+CIFAR10_FILES = (*(f"data_batch_{n}" for n in range(1, 6)), "test_batch", "batches.meta")
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+
+
+def dataset_root(root: str) -> Path:
+    return Path(root).expanduser()
+
+
+def idx_folder(kind: TorchvisionSet, root: str) -> Path:
+    """Where torchvision looks for the IDX files: <root>/MNIST/raw or <root>/FashionMNIST/raw."""
+    return dataset_root(root) / kind.factory.__name__ / "raw"
+
+
+def missing_idx_files(kind: TorchvisionSet, root: str) -> list[str]:
+    raw = idx_folder(kind, root)
+    return [name for name in MNIST_FILES if not (raw / name).is_file()]
+
+
+def idx_counts(kind: TorchvisionSet, root: str) -> tuple[int, int] | None:
+    """Image counts from the IDX headers (bytes 4..8), without reading the images."""
+    raw = idx_folder(kind, root)
+    try:
+        counts = []
+        for name in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+            with open(raw / name, "rb") as handle:
+                header = handle.read(8)
+            if len(header) < 8:
+                return None
+            counts.append(int.from_bytes(header[4:8], "big"))
+    except OSError:
+        return None
+    return counts[0], counts[1]
+
+
+def _unpack_gz_files(raw: Path, missing: Sequence[str]) -> None:
+    """Unpack `name.gz` next to a missing `name`, as torchvision's own download step does."""
+    for name in missing:
+        packed = raw / f"{name}.gz"
+        if not packed.is_file():
+            continue
+        try:
+            with (
+                atomic_path(raw / name) as temp,
+                gzip.open(packed) as source,
+                open(temp, "wb") as out,
+            ):
+                shutil.copyfileobj(source, out)
+        except (OSError, EOFError) as exc:
+            raise DatasetError(f"{packed}: cannot unpack it ({exc}); download it again") from None
+
+
+def _ensure_idx_files(kind: TorchvisionSet, root: str, download: bool) -> None:
+    raw = idx_folder(kind, root)
+    _unpack_gz_files(raw, missing_idx_files(kind, root))
+    if missing_idx_files(kind, root) and download:
+        _download(kind, raw, partial(kind.factory, str(dataset_root(root)), download=True))
+    missing = missing_idx_files(kind, root)
+    if missing:
+        raise DatasetError(
+            f"{kind.name}: files missing in {raw}: {', '.join(missing)}. Put the four files "
+            f"{', '.join(MNIST_FILES)} there (from {kind.source}; the .gz files as "
+            "downloaded work too), or set data.download = true to fetch them (needs internet)"
+        )
+
+
+def _download(kind: TorchvisionSet, destination: Path, fetch: Callable[[], Any]) -> None:
+    try:
+        fetch()
+    except (RuntimeError, OSError, ValueError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        # torchvision's message starts "Error downloading X:" and ends with the real cause.
+        reason = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else type(exc).__name__
+        raise DatasetError(
+            f"{kind.name}: could not download ({reason}); check the internet connection, "
+            f"or fetch the files by hand from {kind.source} into {destination}"
+        ) from None
+
+
+def _image_transform(kind: TorchvisionSet, normalize: bool) -> Callable[[Any], torch.Tensor]:
+    steps: list[Any] = [transforms.ToTensor()]
+    if normalize:
+        steps.append(kind.normalize())
+    return transforms.Compose(steps)  # type: ignore[no-any-return]
+
+
+def _first(dataset: Dataset[Any], limit: int | None) -> Dataset[Any]:
+    size = len(dataset)  # type: ignore[arg-type]
+    if limit is None or limit >= size:
+        return dataset
+    return Subset(dataset, range(limit))
+
+
+def _open_idx(kind: TorchvisionSet, root: str, train: bool, transform: Any) -> Any:
+    try:
+        return kind.factory(str(dataset_root(root)), train=train, transform=transform)
+    except (AssertionError, RuntimeError, TypeError, ValueError, OSError) as exc:
+        prefix = "train" if train else "t10k"
+        raise DatasetError(
+            f"{kind.name}: {idx_folder(kind, root)}/{prefix}-*-ubyte: not a valid IDX file "
+            f"({type(exc).__name__}: {exc}); delete the files and download them again"
+        ) from None
+
+
+def idx_splits(
+    kind: TorchvisionSet, root: str, download: bool, options: Mapping[str, Any], in_memory: bool
+) -> LoadedData:
+    """MNIST-format data through torchvision's class; in memory, transformed once as tensors."""
+    _ensure_idx_files(kind, root, download)
+    limits = options["train_samples"], options["val_samples"]
+    if in_memory:
+        parts = [
+            _idx_tensors(kind, _open_idx(kind, root, train, None), limit, options["normalize"])
+            for train, limit in ((True, limits[0]), (False, limits[1]))
+        ]
+        train_set: Dataset[Any] = TensorDataset(*parts[0])
+        val_set: Dataset[Any] = TensorDataset(*parts[1])
+    else:
+        transform = _image_transform(kind, options["normalize"])
+        train_set = _first(_open_idx(kind, root, True, transform), limits[0])
+        val_set = _first(_open_idx(kind, root, False, transform), limits[1])
+    return LoadedData(train_set, val_set, kind.class_names, kind.input_shape)
+
+
+def _idx_tensors(kind: TorchvisionSet, dataset: Any, limit: int | None, normalize: bool) -> Tensors:
+    """The same numbers ToTensor() + Normalize() give per image, computed once for all of them."""
+    images: torch.Tensor = dataset.data[:limit].unsqueeze(1).to(torch.float32).div(255)
+    if normalize:
+        mean = torch.tensor(kind.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(kind.std, dtype=torch.float32).view(1, -1, 1, 1)
+        images = images.sub(mean).div(std)
+    return images, dataset.targets[:limit].to(torch.int64)
+
+
+def cifar_folder(root: str) -> Path:
+    return dataset_root(root) / CIFAR10_FOLDER
+
+
+def missing_cifar_files(root: str) -> list[str]:
+    folder = cifar_folder(root)
+    return [name for name in CIFAR10_FILES if not (folder / name).is_file()]
+
+
+def _ensure_cifar_files(root: str, download: bool) -> None:
+    archive = dataset_root(root) / CIFAR10_ARCHIVE
+    if missing_cifar_files(root) and archive.is_file():
+        try:
+            extract_archive(str(archive), str(dataset_root(root)))
+        except (OSError, EOFError, ValueError) as exc:
+            raise DatasetError(f"{archive}: cannot unpack it ({exc}); download it again") from None
+    if missing_cifar_files(root) and download:
+        fetch = partial(CIFAR10.factory, str(dataset_root(root)), download=True)
+        _download(CIFAR10, dataset_root(root), fetch)
+    missing = missing_cifar_files(root)
+    if missing:
+        raise DatasetError(
+            f"cifar10: files missing in {cifar_folder(root)}: {', '.join(missing)}. Unpack "
+            f"{CIFAR10_ARCHIVE} from {CIFAR10.source} into {dataset_root(root)} (or just put "
+            "the .tar.gz there), or set data.download = true to fetch it (needs internet)"
+        )
+
+
+def _open_cifar(root: str, train: bool, transform: Any) -> Any:
+    try:
+        return CIFAR10.factory(str(dataset_root(root)), train=train, transform=transform)
+    except RuntimeError:
+        raise DatasetError(
+            f"cifar10: the files in {cifar_folder(root)} do not match the official checksums "
+            "(corrupted or incomplete); delete the folder and download them again"
+        ) from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(
+            f"cifar10: cannot read the files in {cifar_folder(root)} ({exc}); "
+            "delete the folder and download them again"
+        ) from None
+
+
+def cifar_splits(root: str, download: bool, options: Mapping[str, Any]) -> LoadedData:
+    """CIFAR-10 through torchvision, transformed per image (too big to keep as float tensors)."""
+    _ensure_cifar_files(root, download)
+    transform = _image_transform(CIFAR10, options["normalize"])
+    train = _open_cifar(root, True, transform)
+    val = _open_cifar(root, False, transform)
+    return LoadedData(
+        _first(train, options["train_samples"]),
+        _first(val, options["val_samples"]),
+        tuple(str(name) for name in train.classes),
+        CIFAR10.input_shape,
+    )
+
+
+# --------------------------------------------------------------------------- image folders
+
+IMAGE_FOLDER_OPTIONS = (
+    OptionSpec("image_size", int, 32, "every image is resized to image_size x image_size", 1, 4096),
+    OptionSpec("grayscale", bool, False, "convert to one gray channel instead of RGB"),
+)
+SPLIT_FOLDERS = ("val", "test")
+
+
+def image_folder_splits(
+    path: str | None, options: Mapping[str, Any], val_split: float, seed: int
+) -> LoadedData:
+    """ImageFolder at `path`, one subfolder per class; `train/` + `val/` (or `test/`) if there."""
+    folder = _existing_folder(path)
+    size, grayscale = options["image_size"], options["grayscale"]
+    steps: list[Any] = [transforms.Resize((size, size))]
+    if grayscale:
+        steps.append(transforms.Grayscale(num_output_channels=1))
+    steps.append(transforms.ToTensor())
+    transform = transforms.Compose(steps)
+    shape = (1 if grayscale else 3, size, size)
+    split_folder = next((folder / n for n in SPLIT_FOLDERS if (folder / n).is_dir()), None)
+    if (folder / "train").is_dir() and split_folder is not None:
+        train = _image_folder(folder / "train", transform)
+        val = _image_folder(split_folder, transform)
+        if train.classes != val.classes:
+            raise DatasetError(
+                f"{split_folder}: its class folders ({', '.join(val.classes)}) differ from "
+                f"{folder / 'train'} ({', '.join(train.classes)}); use the same class folders"
+            )
+        return LoadedData(train, val, tuple(train.classes), shape)
+    whole = _image_folder(folder, transform)
+    train_idx, val_idx = split_indices(len(whole), val_split, seed)
+    return LoadedData(Subset(whole, train_idx), Subset(whole, val_idx), tuple(whole.classes), shape)
+
+
+def _existing_folder(path: str | None) -> Path:
+    if not path:
+        raise DatasetError(
+            'data.path: the image-folder dataset needs a folder; set data.path = "images" '
+            "with one subfolder per class (images/cat/*.png, images/dog/*.png, ...)"
+        )
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise DatasetError(f"data.path: {folder}: folder not found; check the path")
+    if not folder.is_dir():
+        raise DatasetError(
+            f"data.path: {folder}: is a file; image-folder needs a folder with one subfolder "
+            "per class"
+        )
+    return folder
+
+
+def _image_folder(folder: Path, transform: Any) -> Any:
+    try:
+        return tv_datasets.ImageFolder(str(folder), transform=transform)
+    except FileNotFoundError:
+        subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
+        if not subfolders:
+            raise DatasetError(
+                f"{folder}: no class subfolders; put the images in one subfolder per class "
+                f"({folder}/cat/1.png, {folder}/dog/2.png, ...)"
+            ) from None
+        extensions = tv_datasets.folder.IMG_EXTENSIONS
+        empty = sorted(entry.name for entry in subfolders if not _has_images(entry, extensions))
+        raise DatasetError(
+            f"{folder}: no images in the class folder(s) {', '.join(empty)}; supported "
+            f"extensions: {', '.join(extensions)} (remove empty class folders)"
+        ) from None
+
+
+def _has_images(folder: Path, extensions: tuple[str, ...]) -> bool:
+    return any(
+        file.is_file() and file.name.lower().endswith(extensions) for file in folder.rglob("*")
+    )
