@@ -20,4 +20,4 @@ def run(args: argparse.Namespace) -> int:
         from workbench.commands.summary import print_summary
 
         return print_summary(args.file or "resources/presets/digits-mlp.toml")
-    return run_app(args.file)
+    return int(run_app(args.file))

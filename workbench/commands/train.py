@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if nproc is not None and not _inside_torchrun():
         from workbench.engine.ddp_launch import launch_torchrun
 
-        return launch_torchrun(args, nproc)
+        return int(launch_torchrun(args, nproc))
     return train_here(experiment, args)
 
 

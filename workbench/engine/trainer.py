@@ -222,7 +222,7 @@ class Trainer:
             start_epoch=self.start_epoch,
         )
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float, int] | None:
+    def _train_epoch(self, epoch: int) -> tuple[float, float, int, float] | None:
         """One pass over the training data; None when a stop was requested."""
         train = self.experiment.train
         k = train.accumulate_grad_batches
@@ -259,7 +259,7 @@ class Trainer:
             self.observer.on_batch_end(
                 BatchReport(epoch, index, batches, loss_value, self.step, samples / elapsed)
             )
-        return loss_sum, float(correct.item()), samples
+        return loss_sum, float(correct.item()), samples, time.perf_counter() - epoch_started
 
     def _sync_context(self, boundary: bool) -> Any:
         return contextlib.nullcontext() if boundary else self.strategy.no_sync(self.wrapped)
@@ -289,9 +289,10 @@ class Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def _finish_epoch(
-        self, epoch: int, result: tuple[float, float, int], seconds: float
+        self, epoch: int, result: tuple[float, float, int, float], seconds: float
     ) -> EpochReport:
-        loss_sum, correct, samples = result
+        """Reduce the epoch's sums over ranks, validate, report; `seconds` includes validation."""
+        loss_sum, correct, samples, train_seconds = result
         train_loss, train_correct, train_samples, val_loss, val_correct, val_samples = (
             self.strategy.reduce_sum(
                 torch.tensor([loss_sum, correct, samples, *self._evaluate()], dtype=torch.float64)
@@ -308,7 +309,7 @@ class Trainer:
             val_loss=val_loss / val_samples if val_samples else None,
             val_accuracy=val_correct / val_samples if self.with_accuracy and val_samples else None,
             lr=lr,
-            samples_per_second=train_samples / max(seconds, 1e-9),
+            samples_per_second=train_samples / max(train_seconds, 1e-9),  # all ranks together
             elapsed_seconds=seconds,
             skipped_steps=self.precision.skipped_steps,
         )

@@ -16,7 +16,9 @@ log = logging.getLogger("workbench")
 
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
     """A short message, with the technical details folded away behind 'Show Details...'."""
-    box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent
+    )
     box.setObjectName("errorDialog")
     if details:
         box.setDetailedText(details)

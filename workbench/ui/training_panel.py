@@ -94,7 +94,9 @@ class TrainingPanel(QWidget):
         for device in self.devices:
             self.device.addItem(device.label(), device.name)
         self.device.insertItem(0, "auto (best available)", "auto")
-        named(self.device, "devicePicker", "Where to train; only devices this machine has are listed")
+        named(
+            self.device, "devicePicker", "Where to train; only devices this machine has are listed"
+        )
         self.precision = QComboBox()
         for name in PRECISIONS:
             self.precision.addItem(PRECISION_LABELS[name], name)
@@ -126,15 +128,26 @@ class TrainingPanel(QWidget):
         form.addRow("&Accumulate", accumulation_row)
         form.addRow("", ddp_row)
 
-        self._on(self.optimizer.currentTextChanged, lambda: self._edit(optimizer=self.optimizer.currentText()))
+        self._on(
+            self.optimizer.currentTextChanged,
+            lambda: self._edit(optimizer=self.optimizer.currentText()),
+        )
         self._on(self.lr.valueChanged, lambda: self._edit(lr=self.lr.value()))
         self._on(self.epochs.valueChanged, lambda: self._edit(epochs=self.epochs.value()))
         self._on(self.loss.currentTextChanged, lambda: self._edit(loss=self.loss.currentText()))
         self._on(self.scheduler.currentTextChanged, self._scheduler_edited)
         self._on(self.seed.valueChanged, lambda: self._edit(seed=self.seed.value()))
-        self._on(self.device.currentIndexChanged, lambda: self._edit(device=self.device.currentData()))
-        self._on(self.precision.currentIndexChanged, lambda: self._edit(precision=self.precision.currentData()))
-        self._on(self.accumulation.valueChanged, lambda: self._edit(accumulate_grad_batches=self.accumulation.value()))
+        self._on(
+            self.device.currentIndexChanged, lambda: self._edit(device=self.device.currentData())
+        )
+        self._on(
+            self.precision.currentIndexChanged,
+            lambda: self._edit(precision=self.precision.currentData()),
+        )
+        self._on(
+            self.accumulation.valueChanged,
+            lambda: self._edit(accumulate_grad_batches=self.accumulation.value()),
+        )
         self._on(self.ddp.toggled, self._ddp_edited)
         self._on(self.nproc.valueChanged, self._ddp_edited)
 
@@ -155,7 +168,9 @@ class TrainingPanel(QWidget):
 
     def _ddp_edited(self) -> None:
         ddp = dataclasses.replace(
-            self.document.experiment.train.ddp, enabled=self.ddp.isChecked(), nproc_per_node=self.nproc.value()
+            self.document.experiment.train.ddp,
+            enabled=self.ddp.isChecked(),
+            nproc_per_node=self.nproc.value(),
         )
         self._edit(ddp=ddp)
 
@@ -205,9 +220,13 @@ class TrainingPanel(QWidget):
         world = experiment.train.ddp.nproc_per_node if experiment.train.ddp.enabled else 1
         batch, k = experiment.data.batch_size, experiment.train.accumulate_grad_batches
         self.effective_batch.setText(
-            f"effective batch {batch} × {k}" + (f" × {world}" if world > 1 else "") + f" = {batch * k * world}"
+            f"effective batch {batch} × {k}"
+            + (f" × {world}" if world > 1 else "")
+            + f" = {batch * k * world}"
         )
-        self.effective_batch.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft)
+        self.effective_batch.setAlignment(
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+        )
 
     def problems(self) -> list[str]:
         """Reasons the current settings cannot run (shown on the Train button)."""

@@ -1,0 +1,580 @@
+"""The main window: docks for layers, data, training settings, run controls, plots and log."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from workbench.controllers.training_controller import TrainingController
+from workbench.engine.devices import DeviceInfo, available_devices
+from workbench.engine.errors import WorkbenchError
+from workbench.engine.experiment import load_experiment
+from workbench.engine.reports import EpochReport, RunStarted
+from workbench.ui.data_panel import DataPanel
+from workbench.ui.error_dialog import show_error
+from workbench.ui.layer_stack_panel import LayerStackPanel
+from workbench.ui.log_view import LogView
+from workbench.ui.model_view import ModelView
+from workbench.ui.plots import PlotsPanel
+from workbench.ui.project_document import ProjectDocument
+from workbench.ui.recovery import RecoveryStore
+from workbench.engine.memory import memory_status_text
+from workbench.ui.run_panel import RunPanel
+from workbench.ui.training_panel import TrainingPanel
+
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "resources" / "presets"
+DEFAULT_PRESET = PRESETS_DIR / "digits-mlp.toml"
+MAX_RECENT = 8
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+
+
+def default_runs_dir() -> Path:
+    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(location or Path.home() / ".local/share/torch-workbench") / "runs"
+
+
+class MainWindow(QMainWindow):
+    """Composes the panels around one ProjectDocument and one TrainingController."""
+
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        devices: list[DeviceInfo] | None = None,
+        runs_dir: Path | None = None,
+        recovery_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.settings = settings or QSettings()
+        self.devices = devices if devices is not None else available_devices()
+        self.runs_dir = runs_dir or default_runs_dir()
+        self.document = ProjectDocument(parent=self)
+        self.controller = TrainingController(self)
+        self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
+        self.last_run_dir: Path | None = None
+        self.last_summary: dict[str, object] | None = None
+        self._build_panels()
+        self._build_actions()
+        self._build_menus()
+        self._wire()
+        self._restore_layout()
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self._update_title()
+
+    # ------------------------------------------------------------------ construction
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_panels(self) -> None:
+        self.layer_panel = LayerStackPanel(self.document)
+        self.data_panel = DataPanel(self.document)
+        self.training_panel = TrainingPanel(self.document, self.devices)
+        self.run_panel = RunPanel()
+        self.plots = PlotsPanel()
+        self.log_view = LogView()
+        self.model_view = ModelView(self.document)
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.tabs.addTab(self.plots, "&Training curves")
+        self.tabs.addTab(self.model_view, "&Model")
+        self.setCentralWidget(self.tabs)
+
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.layers_dock = self._dock("Layers", self.layer_panel, left, "layersDock")
+        self.data_dock = self._dock("Data", self.data_panel, left, "dataDock")
+        self.tabifyDockWidget(self.layers_dock, self.data_dock)
+        self.layers_dock.raise_()
+        self.run_dock = self._dock("Run", self.run_panel, right, "runDock")
+        self.settings_dock = self._dock(
+            "Training settings", self.training_panel, right, "trainingDock"
+        )
+        self.log_dock = self._dock(
+            "Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea, "logDock"
+        )
+
+        self.memory_timer = QTimer(self)
+        self.memory_timer.setInterval(2000)
+        self.memory_timer.timeout.connect(self._update_status)
+        self.memory_timer.start()
+
+    def _action(
+        self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip or text.replace("&", ""))
+        action.setToolTip(tip or text.replace("&", ""))
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        self.new_action = self._action("&New", self.new_project, keys.New, "Start an empty project")
+        self.open_action = self._action(
+            "&Open…", self.open_project_dialog, keys.Open, "Open an experiment file"
+        )
+        self.save_action = self._action(
+            "&Save", self.save_project, keys.Save, "Save the experiment file"
+        )
+        self.save_as_action = self._action("Save &As…", self.save_project_as, keys.SaveAs)
+        self.open_checkpoint_action = self._action(
+            "Open &Checkpoint…",
+            self.open_checkpoint_dialog,
+            "Ctrl+Shift+O",
+            "Inspect a .pth/.safetensors file",
+        )
+        self.save_weights_action = self._action(
+            "Save Model &Weights…", self.save_weights, None, "Save the trained model's state_dict"
+        )
+        self.load_weights_action = self._action(
+            "&Load Weights into Stack…",
+            self.load_weights,
+            None,
+            "Load a state_dict into the current stack",
+        )
+        self.open_run_folder_action = self._action("Open Run &Folder", self.open_run_folder)
+        self.export_plots_action = self._action("&Export Plots…", self.export_plots)
+        self.export_metrics_action = self._action("Export &Metrics CSV…", self.export_metrics)
+        self.quit_action = self._action("&Quit", self.close, keys.Quit)
+        self.undo_action = self.document.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence(keys.Undo))
+        self.redo_action = self.document.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(QKeySequence(keys.Redo))
+        self.train_action = self._action("&Train", self.start_training, "F5", "Start training (F5)")
+        self.stop_action = self._action(
+            "&Stop", self.controller.stop, "Shift+F5", "Stop after this batch"
+        )
+        self.pause_action = self._action("&Pause / Resume", self.toggle_pause, "F6")
+        self.step_action = self._action(
+            "S&tep", self.step_training, "F10", "Run exactly one optimizer step"
+        )
+        for action in (
+            self.save_weights_action,
+            self.open_run_folder_action,
+            self.stop_action,
+            self.pause_action,
+        ):
+            action.setEnabled(False)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for action in (self.new_action, self.open_action):
+            file_menu.addAction(action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.presets_menu = file_menu.addMenu("&Presets")
+        for preset in sorted(PRESETS_DIR.glob("*.toml")):
+            self.presets_menu.addAction(preset.stem, lambda p=preset: self.open_preset(p))
+        file_menu.addSeparator()
+        for action in (self.save_action, self.save_as_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        for action in (self.open_checkpoint_action, self.save_weights_action, self.load_weights_action,
+                       self.open_run_folder_action, self.export_plots_action, self.export_metrics_action):  # fmt: skip
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        run_menu = bar.addMenu("&Run")
+        for action in (self.train_action, self.pause_action, self.step_action, self.stop_action):
+            run_menu.addAction(action)
+        self.view_menu = bar.addMenu("&View")
+        for dock in (
+            self.layers_dock,
+            self.data_dock,
+            self.run_dock,
+            self.settings_dock,
+            self.log_dock,
+        ):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.help_menu = bar.addMenu("&Help")
+        self.help_menu.addAction(self._action("&About Torch Workbench", self.show_about))
+        self._refresh_recent_menu()
+
+    def _wire(self) -> None:
+        document, controller = self.document, self.controller
+        document.changed.connect(self._update_title)
+        document.dirty_changed.connect(lambda _dirty: self._update_title())
+        document.path_changed.connect(lambda _path: self._update_title())
+        document.changed.connect(self._update_train_allowed)
+        self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
+        self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
+        self.data_panel.input_shape_changed.connect(self.model_view.set_input_shape)
+
+        self.run_panel.train_requested.connect(self.start_training)
+        self.run_panel.stop_requested.connect(controller.stop)
+        self.run_panel.pause_requested.connect(controller.pause)
+        self.run_panel.resume_requested.connect(controller.resume)
+        self.run_panel.step_requested.connect(self.step_training)
+
+        controller.run_started.connect(self._on_run_started)
+        controller.batches_reported.connect(self.plots.add_batches)
+        controller.batches_reported.connect(self.run_panel.add_batches)
+        controller.batches_reported.connect(self.log_view.add_batches)
+        controller.epoch_ended.connect(self._on_epoch_ended)
+        controller.log_received.connect(self.log_view.add_log)
+        controller.run_succeeded.connect(self._on_run_succeeded)
+        controller.run_failed.connect(self._on_run_failed)
+        controller.state_changed.connect(self._on_state_changed)
+
+    # ------------------------------------------------------------------ projects
+
+    def open_startup(self, file: Path | None) -> None:
+        """First thing after start: a crash's recovery, else FILE, else the default preset."""
+        pending = self.recovery.pending()
+        if pending is not None and self._ask_restore():
+            experiment, original = pending
+            self.document.replace(experiment, original)
+            self.document.undo_stack.resetClean()  # recovered edits are unsaved
+        elif file is not None and file.suffix.lower() in CHECKPOINT_SUFFIXES:
+            self.open_preset(DEFAULT_PRESET)
+            self.open_checkpoint(file)
+        elif file is not None:
+            self.open_project(file)
+        else:
+            last = self.settings.value("lastProject", "", str)
+            self.open_project(Path(last)) if last and Path(last).is_file() else self.open_preset(
+                DEFAULT_PRESET
+            )
+        self.recovery.start()
+
+    def _ask_restore(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Recover unsaved work?",
+            "Torch Workbench did not close cleanly last time. Restore the unsaved project?",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            self.recovery.clear()
+            return False
+        return True
+
+    def maybe_save(self) -> bool:
+        """Ask before losing unsaved edits; False when the user cancels."""
+        if not self.document.is_dirty:
+            return True
+        answer = QMessageBox.warning(
+            self,
+            "Unsaved changes",
+            f"Save the changes to {self.document.title}?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_project(self) -> None:
+        if self.maybe_save():
+            self.document.new()
+
+    def open_project_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open experiment", "", "Experiment files (*.toml)"
+        )
+        if path:
+            self.open_project(Path(path))
+
+    def open_project(self, path: Path) -> bool:
+        try:
+            self.document.open(path)
+        except WorkbenchError as exc:
+            show_error(self, "Cannot open the project", str(exc))
+            return False
+        self._add_recent(path)
+        self.settings.setValue("lastProject", str(path))
+        return True
+
+    def open_preset(self, path: Path) -> None:
+        """A preset opens as an untitled copy, so saving never overwrites the bundled file."""
+        if not self.maybe_save():
+            return
+        try:
+            self.document.replace(load_experiment(path), None)
+        except WorkbenchError as exc:
+            show_error(self, "Cannot open the preset", str(exc))
+            return
+        self.preset_name = path.stem
+        self._update_title()
+
+    def save_project(self) -> bool:
+        if self.document.path is None:
+            return self.save_project_as()
+        return self._save_to(self.document.path)
+
+    def save_project_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save experiment", self.document.title, "Experiment files (*.toml)"
+        )
+        if not path:
+            return False
+        target = Path(path) if path.endswith(".toml") else Path(path + ".toml")
+        return self._save_to(target)
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.document.save(path)
+        except OSError as exc:
+            show_error(self, "Cannot save the project", f"{path}: {exc.strerror or exc}")
+            return False
+        self._add_recent(path)
+        self.settings.setValue("lastProject", str(path))
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    def _recent_files(self) -> list[str]:
+        value = self.settings.value("recentFiles", [], list)
+        return [str(item) for item in value] if isinstance(value, list) else []
+
+    def _add_recent(self, path: Path) -> None:
+        files = [str(path)] + [item for item in self._recent_files() if item != str(path)]
+        self.settings.setValue("recentFiles", files[:MAX_RECENT])
+        self._refresh_recent_menu()
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self._recent_files()
+        for item in files:
+            self.recent_menu.addAction(item, lambda p=item: self._open_recent(Path(p)))
+        self.recent_menu.setEnabled(bool(files))
+
+    def _open_recent(self, path: Path) -> None:
+        if self.maybe_save():
+            self.open_project(path)
+
+    def _update_title(self) -> None:
+        name = self.document.title
+        if self.document.path is None and getattr(self, "preset_name", None):
+            name = f"{self.preset_name} (preset)"
+        self.setWindowTitle(f"{name}[*] — Torch Workbench")
+        self.setWindowModified(self.document.is_dirty)
+
+    # ------------------------------------------------------------------ training
+
+    def train_problems(self) -> list[str]:
+        problems = []
+        ok, message = self.layer_panel.validity()
+        if not ok:
+            problems.append(message)
+        problems.extend(self.training_panel.problems())
+        return problems
+
+    def _update_train_allowed(self) -> None:
+        problems = self.train_problems()
+        allowed = not problems and not self.controller.is_running
+        self.run_panel.set_train_allowed(not problems, "\n".join(problems))
+        self.train_action.setEnabled(allowed)
+        self.step_action.setEnabled(not problems)
+
+    def start_training(self, start_paused: bool = False) -> None:
+        if self.controller.is_running:
+            return
+        problems = self.train_problems()
+        if problems:
+            show_error(self, "Cannot train yet", "\n".join(problems))
+            return
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.last_run_dir = self.runs_dir / f"{self.document.title.removesuffix('.toml')}-{stamp}"
+        self.plots.reset(None)
+        self.run_panel.reset(None)
+        self.log_view.clear()
+        self.controller.start(
+            self.document.experiment, out_dir=self.last_run_dir, start_paused=start_paused
+        )
+
+    def step_training(self) -> None:
+        """One optimizer step: of the running run, or of a new run that then waits paused."""
+        if not self.controller.is_running:
+            self.start_training(start_paused=True)
+        self.controller.step()
+
+    def toggle_pause(self) -> None:
+        if self.controller.state == "paused":
+            self.controller.resume()
+        elif self.controller.state == "running":
+            self.controller.pause()
+
+    def _on_run_started(self, report: RunStarted) -> None:
+        self.plots.reset(report)
+        self.run_panel.reset(report)
+        self.log_view.add_started(report)
+
+    def _on_epoch_ended(self, report: EpochReport) -> None:
+        self.plots.add_epoch(report)
+        self.run_panel.add_epoch(report)
+        self.log_view.add_epoch(report)
+
+    def _on_run_succeeded(self, summary: dict[str, object]) -> None:
+        self.last_summary = summary
+        self.log_view.add_summary(summary)
+        self.statusBar().showMessage(
+            f"Run {summary.get('status')}: files in {self.last_run_dir}", 8000
+        )
+
+    def _on_run_failed(self, message: str) -> None:
+        self.log_view.add_failure(message)
+        show_error(self, "Training failed", message)
+
+    def _on_state_changed(self, state: str) -> None:
+        self.run_panel.set_state(state)
+        running = state != "idle"
+        self.stop_action.setEnabled(running)
+        self.pause_action.setEnabled(running)
+        self.save_weights_action.setEnabled(not running and self.controller.trainer is not None)
+        self.open_run_folder_action.setEnabled(
+            self.last_run_dir is not None and self.last_run_dir.exists()
+        )
+        self._update_train_allowed()
+        self._update_status()
+
+    def _update_status(self) -> None:
+        trainer = self.controller.trainer
+        device = (
+            trainer.device_info.name
+            if trainer is not None and hasattr(trainer, "device_info")
+            else "—"
+        )
+        self.statusBar().showMessage(f"Device: {device} · {memory_status_text(device)}")
+
+    # ------------------------------------------------------------------ weights and files
+
+    def save_weights(self) -> None:
+        trainer = self.controller.trainer
+        if trainer is None or not hasattr(trainer, "model"):
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save model weights", "model.pth", "PyTorch weights (*.pth)"
+        )
+        if path:
+            from workbench.engine.run_files import save_tensors
+
+            save_tensors(trainer.model.state_dict(), Path(path))
+            self.statusBar().showMessage(f"Saved weights to {path}", 4000)
+
+    def load_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load weights", "", "Weights (*.pth *.pt *.safetensors)"
+        )
+        if path:
+            self.load_weights_file(Path(path))
+
+    def load_weights_file(self, path: Path) -> str:
+        """Check a weights file against the current stack; returns (and shows) the verdict."""
+        from workbench.engine.weights import check_weights_fit
+
+        try:
+            verdict = check_weights_fit(self.document.experiment, path)
+        except WorkbenchError as exc:
+            show_error(self, "Cannot load the weights", str(exc))
+            return str(exc)
+        self.statusBar().showMessage(verdict, 8000)
+        return verdict
+
+    def open_run_folder(self) -> None:
+        if self.last_run_dir is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_run_dir)))
+
+    def export_plots(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export plots", "plots.png", "PNG image (*.png);;SVG (*.svg)"
+        )
+        if path:
+            (self.plots.export_svg if path.endswith(".svg") else self.plots.export_png)(Path(path))
+
+    def export_metrics(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
+        if path:
+            self.plots.export_csv(Path(path))
+
+    def open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open checkpoint", "", "Checkpoints (*.pth *.pt *.bin *.ckpt *.safetensors)"
+        )
+        if path:
+            self.open_checkpoint(Path(path))
+
+    def open_checkpoint(self, path: Path) -> None:
+        """Shown in the checkpoint editor tab (added by the checkpoint editor feature)."""
+        opener = getattr(self, "checkpoint_opener", None)
+        if opener is None:
+            show_error(
+                self, "Checkpoint editor", f"Use `workbench inspect {path}` to see what is inside."
+            )
+            return
+        opener(path)
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            path = Path(url.toLocalFile())
+            if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+                self.open_checkpoint(path)
+            elif path.suffix.lower() == ".toml" and self.maybe_save():
+                self.open_project(path)
+        event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ layout and closing
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("windowState")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def show_about(self) -> None:
+        from workbench import __version__
+
+        QMessageBox.about(
+            self,
+            "About Torch Workbench",
+            f"Torch Workbench {__version__}\nTrain, inspect and quantize PyTorch models.",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self.controller.shutdown()
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        self.recovery.clear()
+        event.accept()
