@@ -1,0 +1,98 @@
+"""`workbench reconcile FILE EXP.toml`: does a checkpoint fit the experiment's model; the fix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from workbench.engine.checkpoints import (
+    Checkpoint,
+    apply_renames,
+    load_strict,
+    open_checkpoint,
+    reconcile,
+)
+from workbench.engine.checkpoints.report import TRUST_HELP, reconciliation_text, trust_warning
+from workbench.engine.checkpoints.saving import save_state_dict
+from workbench.engine.errors import CheckpointError, ExperimentError
+from workbench.engine.experiment import Experiment, load_experiment
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reconcile",
+        help="check a checkpoint against an experiment's model and suggest renames",
+        description="Build the model of EXP.toml, compare its keys and shapes with FILE "
+        "(matched, missing, unexpected, wrong shape) and suggest renames that pair leftover "
+        "keys by order and shape. With --apply -o OUT, write the renamed file after checking "
+        "that a strict load_state_dict passes. Exit status: 0 fits (or fixed), 1 does not "
+        "fit, 2 bad input.",
+    )
+    parser.add_argument("file", metavar="FILE", help="checkpoint")
+    parser.add_argument("experiment", metavar="EXP.toml", help="experiment file with [model]")
+    parser.add_argument("--apply", action="store_true", help="apply the suggested renames")
+    parser.add_argument(
+        "-o", "--output", metavar="OUT", help="where --apply writes the fixed checkpoint"
+    )
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--trust-this-file", action="store_true", help=TRUST_HELP)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    output = _check_output(args)
+    experiment = load_experiment(args.experiment)
+    model = build_experiment_model(experiment, args.experiment)
+    checkpoint = _open(args.file, args.trust_this_file)
+    result = reconcile(checkpoint.state_dict, model)
+    print(reconciliation_text(result, checkpoint.state_dict, model.state_dict()))
+    if not args.apply or result.fits:
+        if args.apply:
+            print("nothing to apply: the file already fits")
+        return 0 if result.fits else 1
+    if not result.fits_after_renames:
+        print("not written: the suggested renames do not make the file fit", file=sys.stderr)
+        return 1
+    fixed = apply_renames(checkpoint.state_dict, result)
+    load_strict(model, fixed)  # the proof the written file will load
+    assert output is not None
+    save_state_dict(fixed, output)
+    print(f"wrote {output}: {len(result.suggested_renames)} keys renamed; strict load passed")
+    return 0
+
+
+def build_experiment_model(experiment: Experiment, source: str) -> nn.Module:
+    """The experiment's model, from the model builder (imported late: a separate engine part)."""
+    from workbench.engine.model_builder import build_model
+
+    input_shape = experiment.model.input_shape
+    if input_shape is None:
+        raise ExperimentError(
+            f"{source}: model.input_shape is not set; reconcile needs it to build the model "
+            "(e.g. input_shape = [1, 28, 28] under [model])."
+        )
+    module: nn.Module = build_model(experiment.model, input_shape).module
+    return module
+
+
+def _check_output(args: argparse.Namespace) -> Path | None:
+    if not args.apply:
+        if args.output:
+            raise CheckpointError("reconcile: -o OUT is only used with --apply.")
+        return None
+    if not args.output:
+        raise CheckpointError("reconcile --apply: say where to write the result with -o OUT.")
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise CheckpointError(f"{output}: exists; pass --force to replace it (written atomically).")
+    return output
+
+
+def _open(path: str, trusted: bool) -> Checkpoint:
+    if trusted:
+        print(trust_warning(path), file=sys.stderr)
+    return open_checkpoint(path, trust_file=path if trusted else None)
