@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import PRESETS
 from workbench.engine.control import RunControl
 from workbench.engine.datasets import make_loaders
+from workbench.engine.devices import available_devices
 from workbench.engine.errors import CheckpointError, DeviceError, TrainingError
 from workbench.engine.experiment import (
     DataSpec,
@@ -24,11 +26,9 @@ from workbench.engine.experiment import (
     load_experiment,
 )
 from workbench.engine.precision import make_precision
-from workbench.engine.devices import available_devices
 from workbench.engine.reports import BaseObserver, BatchReport, RecordingObserver
 from workbench.engine.run_files import load_run_checkpoint
 from workbench.engine.trainer import Trainer
-from tests.conftest import PRESETS
 
 
 def mlp(*hidden: int, classes: int = 2, dropout: float = 0.0) -> ModelSpec:
@@ -51,7 +51,9 @@ def moons(n: int = 64, batch: int = 16, **changes: object) -> DataSpec:
     )
 
 
-def experiment(model: ModelSpec | None = None, data: DataSpec | None = None, **train: object) -> Experiment:
+def experiment(
+    model: ModelSpec | None = None, data: DataSpec | None = None, **train: object
+) -> Experiment:
     spec = TrainSpec(**{"optimizer": "sgd", "lr": 0.1, "device": "cpu", **train})  # type: ignore[arg-type]
     return Experiment(model=model or mlp(16), data=data or moons(), train=spec)
 
@@ -64,7 +66,7 @@ def fit(exp: Experiment, **kwargs: object) -> tuple[Trainer, RecordingObserver]:
 
 
 def test_toy_preset_reaches_full_accuracy_in_six_batches() -> None:
-    trainer, observer = fit(load_experiment(PRESETS / "toy-mlp.toml"))
+    _, observer = fit(load_experiment(PRESETS / "toy-mlp.toml"))
     assert len(observer.batches) == 6
     assert observer.summary is not None
     assert observer.summary["train_accuracy"] == 1.0
@@ -86,7 +88,12 @@ def test_same_experiment_twice_gives_identical_losses() -> None:
     first = [b.loss for b in fit(exp)[1].batches]
     second = [b.loss for b in fit(exp)[1].batches]
     assert first == second
-    other_seed = [b.loss for b in fit(dataclasses.replace(exp, train=dataclasses.replace(exp.train, seed=7)))[1].batches]
+    other_seed = [
+        b.loss
+        for b in fit(dataclasses.replace(exp, train=dataclasses.replace(exp.train, seed=7)))[
+            1
+        ].batches
+    ]
     assert other_seed != first
 
 
@@ -119,8 +126,10 @@ def test_engine_matches_a_plain_pytorch_loop() -> None:
 def test_accumulating_k_micro_batches_equals_one_big_batch() -> None:
     data = moons(n=80, batch=32, shuffle=False)  # 64 training samples
     big = experiment(data=data, epochs=1)
-    small = experiment(data=dataclasses.replace(data, batch_size=8), epochs=1, accumulate_grad_batches=4)
-    big_trainer, big_obs = fit(big)
+    small = experiment(
+        data=dataclasses.replace(data, batch_size=8), epochs=1, accumulate_grad_batches=4
+    )
+    big_trainer, _ = fit(big)
     small_trainer, small_obs = fit(small)
     assert big_trainer.step == small_trainer.step == 2
     assert len(small_obs.batches) == 8
@@ -130,7 +139,9 @@ def test_accumulating_k_micro_batches_equals_one_big_batch() -> None:
 
 
 def test_accumulation_steps_at_the_end_of_an_uneven_epoch() -> None:
-    data = moons(n=50, batch=8, shuffle=False)  # 40 training samples: 5 micro-batches, k = 2: steps after 2, 4 and 5
+    data = moons(
+        n=50, batch=8, shuffle=False
+    )  # 40 training samples: 5 micro-batches, k = 2: steps after 2, 4 and 5
     trainer, _ = fit(experiment(data=data, epochs=1, accumulate_grad_batches=2))
     assert trainer.step == 3
 
@@ -148,7 +159,9 @@ def test_bf16_mixed_runs_on_cpu_and_autocasts_to_bfloat16() -> None:
 
 def test_fp16_on_cpu_is_refused_with_the_reason_and_the_alternative() -> None:
     trainer = Trainer(experiment(precision="16-mixed"))
-    with pytest.raises(DeviceError, match="float16 mixed precision needs a CUDA GPU; on the CPU use bf16-mixed"):
+    with pytest.raises(
+        DeviceError, match="float16 mixed precision needs a CUDA GPU; on the CPU use bf16-mixed"
+    ):
         trainer.prepare()
 
 
@@ -163,9 +176,13 @@ def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(tmp_path:
     full, full_obs = fit(exp, out_dir=tmp_path / "full")
     first = dataclasses.replace(exp, train=dataclasses.replace(exp.train, epochs=1))
     fit(first, out_dir=tmp_path / "part")
-    resumed, resumed_obs = fit(exp, out_dir=tmp_path / "part", resume_from=tmp_path / "part" / "checkpoint.pt")
+    resumed, resumed_obs = fit(
+        exp, out_dir=tmp_path / "part", resume_from=tmp_path / "part" / "checkpoint.pt"
+    )
     assert [e.epoch for e in resumed_obs.epochs] == [2, 3]
-    assert [b.loss for b in resumed_obs.batches] == [b.loss for b in full_obs.batches if b.epoch > 1]
+    assert [b.loss for b in resumed_obs.batches] == [
+        b.loss for b in full_obs.batches if b.epoch > 1
+    ]
     for key, value in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
     rows = (tmp_path / "part" / "metrics.csv").read_text().strip().splitlines()
@@ -175,7 +192,10 @@ def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(tmp_path:
 def test_nan_loss_stops_with_the_epoch_batch_and_advice(tmp_path: Path) -> None:
     exp = experiment(lr=1e30, loss="mse", epochs=3)
     observer = RecordingObserver()
-    with pytest.raises(TrainingError, match=r"the loss became (nan|inf) at epoch 1, batch \d+; lower the learning rate"):
+    with pytest.raises(
+        TrainingError,
+        match=r"the loss became (nan|inf) at epoch 1, batch \d+; lower the learning rate",
+    ):
         Trainer(exp, observer=observer, out_dir=tmp_path).fit()
     assert observer.failure is not None and "lower the learning rate" in observer.failure
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
@@ -230,7 +250,9 @@ class TensorCounter(BaseObserver):
     def on_batch_end(self, report: BatchReport) -> None:
         if report.batch in (200, 2050):
             gc.collect()
-            self.counts[report.batch] = sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
+            self.counts[report.batch] = sum(
+                1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor)
+            )
 
 
 def test_no_tensor_is_kept_across_2000_batches() -> None:
@@ -242,19 +264,29 @@ def test_no_tensor_is_kept_across_2000_batches() -> None:
 
 def test_every_optimizer_scheduler_and_loss_runs() -> None:
     for optimizer in ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad"):
-        fit(experiment(optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0, nesterov=optimizer == "sgd"))
+        fit(
+            experiment(
+                optimizer=optimizer,
+                momentum=0.9 if optimizer == "sgd" else 0.0,
+                nesterov=optimizer == "sgd",
+            )
+        )
     for name in ("step", "multistep", "exponential", "cosine", "onecycle", "reduce_on_plateau"):
         _, obs = fit(experiment(epochs=2, scheduler=SchedulerSpec(name=name, milestones=(1,))))
         assert len(obs.epochs) == 2
     for loss in ("cross_entropy", "mse", "bce_with_logits"):
         _, obs = fit(experiment(loss=loss))
         assert obs.epochs[0].val_accuracy is not None
-    _, obs = fit(experiment(model=ModelSpec(layers=(*mlp(8).layers, LayerSpec("LogSoftmax"))), loss="nll"))
+    _, obs = fit(
+        experiment(model=ModelSpec(layers=(*mlp(8).layers, LayerSpec("LogSoftmax"))), loss="nll")
+    )
     assert obs.epochs[0].train_accuracy is not None
 
 
 def test_step_schedule_decays_the_learning_rate_per_epoch() -> None:
-    _, obs = fit(experiment(epochs=3, lr=1.0, scheduler=SchedulerSpec(name="step", step_size=1, gamma=0.5)))
+    _, obs = fit(
+        experiment(epochs=3, lr=1.0, scheduler=SchedulerSpec(name="step", step_size=1, gamma=0.5))
+    )
     assert [e.lr for e in obs.epochs] == [1.0, 0.5, 0.25]  # the rate each epoch trained with
 
 
@@ -264,8 +296,10 @@ def test_gradient_clipping_runs() -> None:
 
 
 def test_early_stopping_stops_and_restores_the_best_weights() -> None:
-    exp = experiment(epochs=50, lr=0.0, early_stopping=EarlyStoppingSpec(monitor="val_loss", patience=2))
-    trainer, obs = fit(exp)
+    exp = experiment(
+        epochs=50, lr=0.0, early_stopping=EarlyStoppingSpec(monitor="val_loss", patience=2)
+    )
+    _, obs = fit(exp)
     assert len(obs.epochs) == 3  # best at epoch 1, no improvement for 2 epochs
     assert obs.summary is not None and obs.summary["status"] == "early_stopped"
     assert any("Early stopping at epoch 3" in line for line in obs.logs)

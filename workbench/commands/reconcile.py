@@ -18,7 +18,7 @@ from workbench.engine.checkpoints import (
 )
 from workbench.engine.checkpoints.report import TRUST_HELP, reconciliation_text, trust_warning
 from workbench.engine.checkpoints.saving import save_state_dict
-from workbench.engine.errors import CheckpointError, ExperimentError
+from workbench.engine.errors import CheckpointError
 from workbench.engine.experiment import Experiment, load_experiment
 
 
@@ -66,16 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_experiment_model(experiment: Experiment, source: str) -> nn.Module:
-    """The experiment's model, from the model builder (imported late: a separate engine part)."""
-    from workbench.engine.model_builder import build_model
+    """The experiment's model; the input shape comes from the dataset when the file omits it."""
+    from workbench.engine.experiment_model import build_experiment_model as build
 
-    input_shape = experiment.model.input_shape
-    if input_shape is None:
-        raise ExperimentError(
-            f"{source}: model.input_shape is not set; reconcile needs it to build the model "
-            "(e.g. input_shape = [1, 28, 28] under [model])."
-        )
-    module: nn.Module = build_model(experiment.model, input_shape).module
+    module: nn.Module = build(experiment).module
     return module
 
 

@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.datasets import describe_dataset
 from workbench.engine.experiment import Experiment, load_experiment
-from workbench.engine.model_builder import BuiltModel, build_model
+from workbench.engine.experiment_model import build_experiment_model
 
 
 def register(subparsers: Any) -> None:
@@ -17,14 +16,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def build_for_experiment(experiment: Experiment) -> BuiltModel:
-    """Build the experiment's model, taking the input shape from the dataset where not given."""
-    input_shape = experiment.model.input_shape or describe_dataset(experiment.data).input_shape
-    return build_model(experiment.model, tuple(input_shape))
-
-
 def summary_text(experiment: Experiment) -> str:
-    built = build_for_experiment(experiment)
+    built = build_experiment_model(experiment)
     return "\n".join(
         [
             str(built.module),

@@ -217,7 +217,7 @@ def _cross_check(layer: _Layer, module: nn.Module, expected: Shape) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             actual = tuple(module(sample).shape[1:])
-    except Exception as exc:  # torch raises many types; any refusal is the user's to fix
+    except Exception as exc:  # noqa: BLE001 - torch raises many types; any refusal is the user's to fix
         raise layer.bad_input(f"torch refuses it: {_first_line(exc)}") from None
     if actual != expected:
         raise layer.bad_input(

@@ -27,6 +27,7 @@ from workbench.controllers.training_controller import TrainingController
 from workbench.engine.devices import DeviceInfo, available_devices
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import load_experiment
+from workbench.engine.memory import memory_status_text
 from workbench.engine.reports import EpochReport, RunStarted
 from workbench.ui.data_panel import DataPanel
 from workbench.ui.error_dialog import show_error
@@ -36,7 +37,6 @@ from workbench.ui.model_view import ModelView
 from workbench.ui.plots import PlotsPanel
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
-from workbench.engine.memory import memory_status_text
 from workbench.ui.run_panel import RunPanel
 from workbench.ui.training_panel import TrainingPanel
 
