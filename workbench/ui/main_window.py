@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
 from PySide6.QtGui import (
@@ -29,6 +30,7 @@ from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import load_experiment
 from workbench.engine.memory import memory_status_text
 from workbench.engine.reports import EpochReport, RunStarted
+from workbench.engine.weights import load_weights_for
 from workbench.ui.data_panel import DataPanel
 from workbench.ui.error_dialog import show_error
 from workbench.ui.layer_stack_panel import LayerStackPanel
@@ -71,6 +73,7 @@ class MainWindow(QMainWindow):
         self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
         self.last_run_dir: Path | None = None
         self.last_summary: dict[str, object] | None = None
+        self.initial_weights: dict[str, Any] | None = None
         self._build_panels()
         self._build_actions()
         self._build_menus()
@@ -226,6 +229,7 @@ class MainWindow(QMainWindow):
         document.dirty_changed.connect(lambda _dirty: self._update_title())
         document.path_changed.connect(lambda _path: self._update_title())
         document.changed.connect(self._update_train_allowed)
+        document.layers_changed.connect(self._layers_changed)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
         self.data_panel.input_shape_changed.connect(self.model_view.set_input_shape)
@@ -490,17 +494,25 @@ class MainWindow(QMainWindow):
         if path:
             self.load_weights_file(Path(path))
 
-    def load_weights_file(self, path: Path) -> str:
-        """Check a weights file against the current stack; returns (and shows) the verdict."""
-        from workbench.engine.weights import check_weights_fit
-
+    def load_weights_file(self, path: Path) -> bool:
+        """Load weights into the current stack (the next run starts from them), or explain the misfit."""
         try:
-            verdict = check_weights_fit(self.document.experiment, path)
+            self.initial_weights = load_weights_for(self.document.experiment, path)
         except WorkbenchError as exc:
             show_error(self, "Cannot load the weights", str(exc))
-            return str(exc)
-        self.statusBar().showMessage(verdict, 8000)
-        return verdict
+            return False
+        self.log_view.add_log(
+            f"Loaded {len(self.initial_weights)} tensors from {path}; the next run starts from them"
+        )
+        self.statusBar().showMessage(f"Loaded weights from {path}", 8000)
+        return True
+
+    def _layers_changed(self) -> None:
+        if self.initial_weights is not None:
+            self.initial_weights = None
+            self.statusBar().showMessage(
+                "The layer stack changed: loaded weights were set aside", 8000
+            )
 
     def open_run_folder(self) -> None:
         if self.last_run_dir is not None:
