@@ -264,7 +264,7 @@ class DataPanel(QWidget):
                  self.in_memory)  # fmt: skip
         blockers = [QSignalBlocker(widget) for widget in plain]
         self.dataset.setCurrentIndex(self.dataset.findData(data.name))
-        ok, where = availability(data.name, data.root)
+        _, where = availability(data.name, data.root)
         self.description.setText(f"{entry.description}. Offline: {where}")
         self.path.setText(data.path or "")
         self.label_column.setText(data.label_column)
