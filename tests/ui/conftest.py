@@ -9,16 +9,6 @@ import pytest
 from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QApplication
 
-# Qt's offscreen platform says this whenever a shown window's size limits change; it is about the
-# test platform, not our widgets. (Better as `qt_log_ignore` in pyproject's pytest options.)
-OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/ui/" in item.nodeid.replace("\\", "/"):
-            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
-
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads(qapp: QApplication) -> Iterator[None]:

@@ -443,12 +443,14 @@ class MainWindow(QMainWindow):
     def _on_run_succeeded(self, summary: dict[str, object]) -> None:
         self.last_summary = summary
         self.log_view.add_summary(summary)
+        self.run_panel.show_finished(summary)
         self.statusBar().showMessage(
             f"Run {summary.get('status')}: files in {self.last_run_dir}", 8000
         )
 
     def _on_run_failed(self, message: str) -> None:
         self.log_view.add_failure(message)
+        self.run_panel.show_failed(message)
         show_error(self, "Training failed", message)
 
     def _on_state_changed(self, state: str) -> None:
