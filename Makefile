@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	QT_QPA_PLATFORM= $(BIN)/workbench gui resources/presets/digits-mlp.toml
+	QT_QPA_PLATFORM=$${WORKBENCH_QPA:-} $(BIN)/workbench gui
 
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests

@@ -1,4 +1,4 @@
-"""`workbench gui [FILE]`: the desktop window (also what a bare `workbench` runs)."""
+"""`workbench gui [FILE]`: the desktop window (also what a bare `workbench` or `workbench FILE` runs)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from workbench.app import run_app
-    except ImportError:
-        # Until the window exists, show what the window would: the model summary.
-        from workbench.commands.summary import print_summary
+    from workbench.app import run_app
 
-        return print_summary(args.file or "resources/presets/digits-mlp.toml")
-    return int(run_app(args.file))
+    return run_app(args.file)

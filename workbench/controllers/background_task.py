@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from workbench.engine.errors import WorkbenchError
 
@@ -70,7 +70,8 @@ class BackgroundTask(QObject):
         thread.started.connect(worker.run)
         # Bound methods of this GUI-thread object: Qt queues these calls onto the GUI thread.
         worker.finished_with.connect(self._deliver)
-        worker.done.connect(thread.quit)
+        # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(self._reap)
         self._running[generation] = (thread, worker)
         thread.start()

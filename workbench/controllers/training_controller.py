@@ -8,7 +8,7 @@ import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from workbench.engine.control import RunControl
 from workbench.engine.errors import WorkbenchError
@@ -35,6 +35,7 @@ class TrainingWorker(QObject):
         self.trainer = trainer
         self._pending: list[BatchReport] = []
         self._last_emit = 0.0
+        self.batches_seen = 0  # read by tests: the engine-side count, ahead of the GUI's
 
     @Slot()
     def run(self) -> None:
@@ -64,6 +65,7 @@ class TrainingWorker(QObject):
         self.run_started.emit(report)
 
     def on_batch_end(self, report: BatchReport) -> None:
+        self.batches_seen += 1
         self._pending.append(report)
         if time.monotonic() - self._last_emit >= EMIT_INTERVAL_SECONDS:
             self._flush()
@@ -143,7 +145,8 @@ class TrainingController(QObject):
         self._worker.moveToThread(self._thread)
         self._connect(self._worker)
         self._thread.started.connect(self._worker.run)
-        self._worker.done.connect(self._thread.quit)
+        # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._thread_finished)
         self._thread.start()
         self._set_state("paused" if start_paused else "running")

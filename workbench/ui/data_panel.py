@@ -379,8 +379,9 @@ class DataPanel(QWidget):
     def _show_images(self, preview: DatasetPreview) -> None:
         while self.image_layout.count():
             item = self.image_layout.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()
+            tile = item.widget() if item is not None else None
+            if tile is not None:
+                tile.deleteLater()
         for index, (image, label) in enumerate(
             zip(preview.samples[:32], preview.labels[:32], strict=True)
         ):

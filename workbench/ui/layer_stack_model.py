@@ -249,10 +249,9 @@ class LayerStackModel(QAbstractTableModel):
 
     @property
     def input_shape(self) -> Shape | None:
-        """The shape the stack is planned for: the window's dataset shape, else the file's."""
-        if self._input_shape is not None:
-            return self._input_shape
-        return self.document.experiment.model.input_shape
+        """The experiment's own model.input_shape wins (as in training); else the dataset's."""
+        explicit = self.document.experiment.model.input_shape
+        return tuple(explicit) if explicit is not None else self._input_shape
 
     @property
     def total_parameters(self) -> int:

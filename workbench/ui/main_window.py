@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel()
         self.plots = PlotsPanel()
         self.log_view = LogView()
-        self.model_view = ModelView(self.document)
+        self.model_view = ModelView(self.layer_panel.model)
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("mainTabs")
@@ -120,6 +121,9 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock(
             "Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea, "logDock"
         )
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.resizeDocks([self.layers_dock, self.run_dock], [430, 380], horizontal)
+        self.resizeDocks([self.log_dock], [170], vertical)
 
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
@@ -127,7 +131,11 @@ class MainWindow(QMainWindow):
         self.memory_timer.start()
 
     def _action(
-        self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = ""
+        self,
+        text: str,
+        slot: object,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
     ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
@@ -194,7 +202,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.presets_menu = file_menu.addMenu("&Presets")
         for preset in sorted(PRESETS_DIR.glob("*.toml")):
-            self.presets_menu.addAction(preset.stem, lambda p=preset: self.open_preset(p))
+            self.presets_menu.addAction(preset.stem, functools.partial(self.open_preset, preset))
         file_menu.addSeparator()
         for action in (self.save_action, self.save_as_action):
             file_menu.addAction(action)
@@ -232,7 +240,6 @@ class MainWindow(QMainWindow):
         document.layers_changed.connect(self._layers_changed)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
-        self.data_panel.input_shape_changed.connect(self.model_view.set_input_shape)
 
         self.run_panel.train_requested.connect(self.start_training)
         self.run_panel.stop_requested.connect(controller.stop)
@@ -265,10 +272,11 @@ class MainWindow(QMainWindow):
         elif file is not None:
             self.open_project(file)
         else:
-            last = self.settings.value("lastProject", "", str)
-            self.open_project(Path(last)) if last and Path(last).is_file() else self.open_preset(
-                DEFAULT_PRESET
-            )
+            last = str(self.settings.value("lastProject", "", str) or "")
+            if last and Path(last).is_file():
+                self.open_project(Path(last))
+            else:
+                self.open_preset(DEFAULT_PRESET)
         self.recovery.start()
 
     def _ask_restore(self) -> bool:
@@ -371,7 +379,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         files = self._recent_files()
         for item in files:
-            self.recent_menu.addAction(item, lambda p=item: self._open_recent(Path(p)))
+            self.recent_menu.addAction(item, functools.partial(self._open_recent, Path(item)))
         self.recent_menu.setEnabled(bool(files))
 
     def _open_recent(self, path: Path) -> None:
