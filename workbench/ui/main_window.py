@@ -15,6 +15,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QKeySequence,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -114,16 +115,15 @@ class MainWindow(QMainWindow):
         self.data_dock = self._dock("Data", self.data_panel, left, "dataDock")
         self.tabifyDockWidget(self.layers_dock, self.data_dock)
         self.layers_dock.raise_()
-        self.run_dock = self._dock("Run", self.run_panel, right, "runDock")
+        self.run_dock = self._dock(
+            "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock"
+        )
         self.settings_dock = self._dock(
             "Training settings", self.training_panel, right, "trainingDock"
         )
         self.log_dock = self._dock(
             "Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea, "logDock"
         )
-        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([self.layers_dock, self.run_dock], [430, 380], horizontal)
-        self.resizeDocks([self.log_dock], [170], vertical)
 
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
@@ -579,8 +579,22 @@ class MainWindow(QMainWindow):
         state = self.settings.value("windowState")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        self._needs_default_docks = state is None or not self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._needs_default_docks:  # sizes only make sense once the window has its size
+            self._needs_default_docks = False
+            QTimer.singleShot(50, self._default_dock_sizes)
+
+    def _default_dock_sizes(self) -> None:
+        """Plots get the middle; side panels just what their forms need."""
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        width = max(self.width(), 1200)
+        self.resizeDocks(
+            [self.layers_dock, self.run_dock], [int(width * 0.27), int(width * 0.25)], horizontal
+        )
+        self.resizeDocks([self.run_dock, self.log_dock], [110, 170], vertical)
 
     def show_about(self) -> None:
         from workbench import __version__
