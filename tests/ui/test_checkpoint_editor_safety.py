@@ -155,3 +155,35 @@ def test_a_failed_open_keeps_the_file_already_open(
     open_and_wait_for_failure(qtbot, editor, bad)
     assert editor.title == "good.pth" and list(editor.state_dict) == ["w"]
     assert "bad.pth: the file is empty" in editor.error_banner.text
+
+
+def test_comparing_with_an_unsafe_file_is_refused_too(
+    qtbot, editor: CheckpointEditor, evil_file, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    path, marker = evil_file
+    good = tmp_path / "good.pth"
+    torch.save({"fc.weight": torch.ones(2, 2)}, good)
+    with qtbot.waitSignal(editor.title_changed, timeout=10_000):
+        editor.open_file(good)
+    with qtbot.waitSignal(editor.loader.failed, timeout=10_000):
+        editor.compare_with(path)
+    view = editor.diff_view
+    assert f"{path}: refused to open" in view.summary.text()
+    assert view.trust_button.isVisibleTo(editor)
+    assert view.table.rowCount() == 0
+    assert not marker.exists()
+
+
+def test_saving_to_an_unknown_suffix_shows_the_reason(
+    qtbot, editor: CheckpointEditor, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.ones(2)}, good)
+    with qtbot.waitSignal(editor.title_changed, timeout=10_000):
+        editor.open_file(good)
+    editor.strip_prefix("w")  # refused: stripping would leave an empty key
+    assert "would get an empty key" in editor.error_banner.text
+    with qtbot.waitSignal(editor.loader.failed, timeout=10_000):
+        editor.save_as(tmp_path / "weights.txt")
+    assert "unknown output suffix '.txt'" in editor.error_banner.text
+    assert not (tmp_path / "weights.txt").exists()

@@ -242,12 +242,10 @@ class CheckpointEditor(QWidget):
         self.redo_action.setEnabled(False)
         self.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
         self.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
-        self.undo_stack.undoTextChanged.connect(
-            lambda text: self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)" if text else "")
-        )
-        self.undo_stack.redoTextChanged.connect(
-            lambda text: self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)" if text else "")
-        )
+        # Bound methods, not lambdas: the stack signals again while it is being destroyed,
+        # and Qt only disconnects receivers it knows are gone.
+        self.undo_stack.undoTextChanged.connect(self._on_undo_text_changed)
+        self.undo_stack.redoTextChanged.connect(self._on_redo_text_changed)
         for action in (self.undo_action, self.redo_action):
             # The editor claims these keys while it has focus (see event()), so the window's
             # own Undo for the project never fires for a checkpoint edit.
@@ -392,11 +390,11 @@ class CheckpointEditor(QWidget):
 
     def _wire(self) -> None:
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
-        self.undo_stack.indexChanged.connect(lambda _index: self._refresh_actions())
-        self.filter_edit.textChanged.connect(lambda _text: self._filter_timer.start())
+        self.undo_stack.indexChanged.connect(self._on_index_changed)
+        self.filter_edit.textChanged.connect(self._on_filter_text_changed)
         selection = self.tree.selectionModel()
         selection.currentChanged.connect(self._on_current_changed)
-        selection.selectionChanged.connect(lambda *_: self._refresh_actions())
+        selection.selectionChanged.connect(self._on_selection_changed)
         self.tree_model.modelReset.connect(self._on_model_reset)
         self.loader.progress.connect(self._on_progress)
         self.loader.finished.connect(self._on_task_finished)
@@ -854,6 +852,21 @@ class CheckpointEditor(QWidget):
             self.refresh_model_availability()
 
     # refresh -----------------------------------------------------------------
+    def _on_undo_text_changed(self, text: str) -> None:
+        self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)" if text else "Nothing to undo")
+
+    def _on_redo_text_changed(self, text: str) -> None:
+        self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)" if text else "Nothing to redo")
+
+    def _on_index_changed(self, _index: int) -> None:
+        self._refresh_actions()
+
+    def _on_selection_changed(self, *_args: object) -> None:
+        self._refresh_actions()
+
+    def _on_filter_text_changed(self, _text: str) -> None:
+        self._filter_timer.start()
+
     def _on_clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)
         self.title_changed.emit(self.title)
