@@ -288,11 +288,10 @@ class CheckpointEditor(QWidget):
         toolbar = QToolBar("Checkpoint")
         toolbar.setObjectName("checkpointToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in (self.open_action, self.save_as_action, None, self.undo_action):
-            self._add_to_toolbar(toolbar, action)
-        for action in (self.redo_action, None, self.rename_action, self.regex_action):
-            self._add_to_toolbar(toolbar, action)
-        for action in (self.prefix_action, self.delete_action, self.cast_action):
+        layout: list[QAction | None] = [self.open_action, self.save_as_action, None]
+        layout += [self.undo_action, self.redo_action, None, self.rename_action]
+        layout += [self.regex_action, self.prefix_action, self.delete_action, self.cast_action]
+        for action in layout:
             self._add_to_toolbar(toolbar, action)
         return toolbar
 
