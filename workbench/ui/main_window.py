@@ -25,14 +25,17 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QWidget,
 )
+from torch import nn
 
 from workbench.controllers.training_controller import TrainingController
 from workbench.engine.devices import DeviceInfo, available_devices
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import load_experiment
 from workbench.engine.memory import memory_status_text
+from workbench.engine.model_builder import build_model
 from workbench.engine.reports import EpochReport, RunStarted
 from workbench.engine.weights import load_weights_for
+from workbench.ui.checkpoint_editor import CheckpointEditor
 from workbench.ui.data_panel import DataPanel
 from workbench.ui.error_dialog import show_error
 from workbench.ui.layer_stack_panel import LayerStackPanel
@@ -107,6 +110,8 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("mainTabs")
         self.tabs.addTab(self.plots, "&Training curves")
         self.tabs.addTab(self.model_view, "&Model")
+        self.checkpoint_editor = CheckpointEditor(model_provider=self._current_model)
+        self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.setCentralWidget(self.tabs)
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
@@ -238,6 +243,8 @@ class MainWindow(QMainWindow):
         document.path_changed.connect(lambda _path: self._update_title())
         document.changed.connect(self._update_train_allowed)
         document.layers_changed.connect(self._layers_changed)
+        document.layers_changed.connect(self.checkpoint_editor.refresh_model_availability)
+        self.checkpoint_editor.status_message.connect(self.statusBar().showMessage)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
 
@@ -548,14 +555,18 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(Path(path))
 
     def open_checkpoint(self, path: Path) -> None:
-        """Shown in the checkpoint editor tab (added by the checkpoint editor feature)."""
-        opener = getattr(self, "checkpoint_opener", None)
-        if opener is None:
-            show_error(
-                self, "Checkpoint editor", f"Use `workbench inspect {path}` to see what is inside."
-            )
-            return
-        opener(path)
+        """Open a .pth/.safetensors in the checkpoint editor tab (loaded off the GUI thread)."""
+        self.tabs.setCurrentWidget(self.checkpoint_editor)
+        self.checkpoint_editor.open_file(path)
+
+    def _current_model(self) -> nn.Module | None:
+        """The current layer stack as a model, for the checkpoint editor's fit check."""
+        ok, _ = self.layer_panel.validity()
+        if not ok:
+            return None
+        return build_model(
+            self.document.experiment.model, self.layer_panel.model.input_shape
+        ).module
 
     # ------------------------------------------------------------------ drag and drop
 
@@ -606,10 +617,12 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.maybe_save():
+        if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
             event.ignore()
             return
         self.controller.shutdown()
+        self.checkpoint_editor.shutdown()
+        self.data_panel.loader.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.recovery.clear()

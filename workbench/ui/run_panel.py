@@ -150,7 +150,9 @@ class RunPanel(QWidget):
     def _show(self, fraction: float, text: str) -> None:
         self._text = text
         self.progress.setValue(round(min(max(fraction, 0.0), 1.0) * PROGRESS_STEPS))
-        self.progress.setFormat(text)  # only %p, %v and %m are placeholders; our "%" never precedes them
+        self.progress.setFormat(
+            text
+        )  # only %p, %v and %m are placeholders; our "%" never precedes them
         self.progress.setToolTip(text)
 
     def _epoch_span(self) -> tuple[int, int]:
