@@ -34,6 +34,7 @@ from workbench.engine.experiment import (
 )
 from workbench.engine.model_builder import build_model
 from workbench.engine.reports import RecordingObserver
+from workbench.engine.strategy import SingleDeviceStrategy
 from workbench.engine.trainer import Trainer
 
 CPU = DeviceInfo("cpu", "CPU", None, ("32-true", "bf16-mixed"), ("gloo",))
@@ -187,6 +188,24 @@ def test_the_group_is_destroyed_when_prepare_fails(
     with pytest.raises(DatasetError, match=r"missing.csv: file not found"):
         train_verb.train_rank(exp, args)
     assert not dist.is_initialized()
+
+
+class SecondRank(SingleDeviceStrategy):
+    """Rank 1 of 2 without a process group: shards its data, has no collectives to run."""
+
+    rank, local_rank, world_size = 1, 1, 2
+
+
+def test_a_rank_other_than_zero_prints_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("rank 0 wrote this\n", encoding="utf-8")
+    args = argparse.Namespace(events=str(events), out=str(tmp_path / "run"), resume=None)
+    assert train_verb.train_here(experiment(), args, SecondRank()) == 0
+    assert capsys.readouterr() == ("", "")
+    assert events.read_text(encoding="utf-8") == "rank 0 wrote this\n"
+    assert not (tmp_path / "run").exists()
 
 
 class CountingStrategy:

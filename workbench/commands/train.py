@@ -170,10 +170,11 @@ def train_here(
     failures: list[str] | None = None,
 ) -> int:
     control = SyncedRunControl(strategy) if isinstance(strategy, DDPStrategy) else RunControl()
-    with _event_stream(args.events) as events:
-        console_out = sys.stderr if events is sys.stdout else sys.stdout
+    is_main = strategy is None or strategy.is_main
+    # Only rank 0 opens the events file: another rank's "w" would truncate what it wrote.
+    with _event_stream(args.events if is_main else None) as events:
+        console_out = sys.stderr if args.events == "-" else sys.stdout
         observers: list[TrainingObserver] = []
-        is_main = strategy is None or strategy.is_main
         if is_main:
             observers.append(ConsoleObserver(out=console_out))
             if events is not None:
