@@ -84,7 +84,7 @@ def test_the_environment_keeps_user_settings_and_finds_this_workbench(tmp_path: 
     assert env["PYTHONPATH"].split(os.pathsep) == [source_root, "/elsewhere"]
     assert int(child_environment(tmp_path, 2, base={})["OMP_NUM_THREADS"]) >= 1
     if Path("/sys/class/net/lo").exists():
-        assert env["GLOO_SOCKET_IFNAME"] == "lo"
+        assert env["GLOO_SOCKET_IFNAME"] == env["NCCL_SOCKET_IFNAME"] == "lo"
 
 
 def test_torchruns_own_lines_and_failure_dump_are_hidden_and_read() -> None:

@@ -92,8 +92,9 @@ def child_environment(
     # Without it torchrun sets 1 and prints a banner; share the cores among the ranks instead.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     interface = loopback_interface()
-    if interface is not None:
-        env.setdefault("GLOO_SOCKET_IFNAME", interface)  # gloo would use the host's address
+    if interface is not None:  # gloo and NCCL would otherwise pick the host's own address
+        env.setdefault("GLOO_SOCKET_IFNAME", interface)
+        env.setdefault("NCCL_SOCKET_IFNAME", interface)
     if sys.platform == "win32":
         env.setdefault("USE_LIBUV", "0")
     env["PYTHONUNBUFFERED"] = "1"
