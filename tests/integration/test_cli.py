@@ -150,9 +150,9 @@ def test_version_and_devices(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_verb_has_help() -> None:
-    from workbench.cli import _verb_modules
+    from workbench.cli import _verbs
 
-    for verb in _verb_modules():
+    for verb in sorted(_verbs()):
         with pytest.raises(SystemExit) as exit_info:
             main([verb, "--help"])
         assert exit_info.value.code == 0, verb

@@ -252,3 +252,21 @@ def test_weights_load_into_the_stack_or_say_why_not(window: MainWindow, tmp_path
     dialog = window.findChild(QMessageBox, "errorDialog")
     assert "does not fit the current layer stack" in dialog.text()
     dialog.close()
+
+
+def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.open_project(PRESETS / "toy-mlp.toml")
+    choose(window.training_panel.device, "cpu")
+    toggle = window.findChild(QWidget, "ddpToggle")
+    assert toggle.isEnabled()
+    toggle.setChecked(True)
+    assert window.document.experiment.train.ddp.enabled
+    with qtbot.waitSignal(window.process_controller.run_ended, timeout=180_000):
+        qtbot.mouseClick(window.findChild(QWidget, "trainButton"), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.process_controller.is_running, timeout=10_000)
+        assert not window.run_panel.pause_button.isEnabled()  # processes cannot pause
+    assert window.last_summary is not None
+    assert window.last_summary["world_size"] == 2
+    assert window.last_summary["train_accuracy"] == 1.0
+    assert "Epoch: 003/003" in window.log_view.text()
+    assert (window.last_run_dir / "model.pth").is_file()

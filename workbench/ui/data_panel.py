@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 
 from workbench.controllers.background_task import BackgroundTask
 from workbench.engine.dataset_preview import DatasetPreview, preview_dataset
-from workbench.engine.datasets import CATALOGUE, OptionSpec, availability
+from workbench.engine.datasets import CATALOGUE, OptionSpec, availability, describe_dataset
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import DataSpec
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
@@ -335,8 +336,21 @@ class DataPanel(QWidget):
         if self._previewed == (data, seed):
             return
         self._previewed = (data, seed)
+        self._announce_shape_early(data)
         self.status.setText("Loading the preview…")
         self.loader.run(lambda: preview_dataset(data, seed))
+
+    def _announce_shape_early(self, data: DataSpec) -> None:
+        """Datasets that are cheap to describe tell the stack their shape at once,
+        so a freshly opened project is never checked against the previous dataset's shape."""
+        entry = CATALOGUE[data.name]
+        if entry.describe is None and entry.source != "bundled":
+            return  # the user's own files may be large: wait for the off-thread preview
+        try:
+            info = describe_dataset(data)
+        except WorkbenchError:
+            return  # the preview reports the problem
+        self.input_shape_changed.emit(tuple(info.input_shape))
 
     def _show_problem(self, message: str) -> None:
         self.preview = None

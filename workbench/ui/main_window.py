@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 from torch import nn
 
+from workbench.controllers.process_training_controller import ProcessTrainingController
 from workbench.controllers.training_controller import TrainingController
 from workbench.engine.devices import DeviceInfo, available_devices
 from workbench.engine.errors import WorkbenchError
@@ -74,7 +75,9 @@ class MainWindow(QMainWindow):
         self.devices = devices if devices is not None else available_devices()
         self.runs_dir = runs_dir or default_runs_dir()
         self.document = ProjectDocument(parent=self)
-        self.controller = TrainingController(self)
+        self.local_controller = TrainingController(self)
+        self.process_controller = ProcessTrainingController(self)  # DDP runs through torchrun
+        self.controller: TrainingController | ProcessTrainingController = self.local_controller
         self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
         self.last_run_dir: Path | None = None
         self.last_summary: dict[str, object] | None = None
@@ -185,7 +188,7 @@ class MainWindow(QMainWindow):
         self.redo_action.setShortcut(QKeySequence(keys.Redo))
         self.train_action = self._action("&Train", self.start_training, "F5", "Start training (F5)")
         self.stop_action = self._action(
-            "&Stop", self.controller.stop, "Shift+F5", "Stop after this batch"
+            "&Stop", self.stop_training, "Shift+F5", "Stop after this batch"
         )
         self.pause_action = self._action("&Pause / Resume", self.toggle_pause, "F6")
         self.step_action = self._action(
@@ -237,7 +240,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent_menu()
 
     def _wire(self) -> None:
-        document, controller = self.document, self.controller
+        document = self.document
         document.changed.connect(self._update_title)
         document.dirty_changed.connect(lambda _dirty: self._update_title())
         document.path_changed.connect(lambda _path: self._update_title())
@@ -249,20 +252,21 @@ class MainWindow(QMainWindow):
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
 
         self.run_panel.train_requested.connect(self.start_training)
-        self.run_panel.stop_requested.connect(controller.stop)
-        self.run_panel.pause_requested.connect(controller.pause)
-        self.run_panel.resume_requested.connect(controller.resume)
+        self.run_panel.stop_requested.connect(self.stop_training)
+        self.run_panel.pause_requested.connect(self.toggle_pause)
+        self.run_panel.resume_requested.connect(self.toggle_pause)
         self.run_panel.step_requested.connect(self.step_training)
 
-        controller.run_started.connect(self._on_run_started)
-        controller.batches_reported.connect(self.plots.add_batches)
-        controller.batches_reported.connect(self.run_panel.add_batches)
-        controller.batches_reported.connect(self.log_view.add_batches)
-        controller.epoch_ended.connect(self._on_epoch_ended)
-        controller.log_received.connect(self.log_view.add_log)
-        controller.run_succeeded.connect(self._on_run_succeeded)
-        controller.run_failed.connect(self._on_run_failed)
-        controller.state_changed.connect(self._on_state_changed)
+        for controller in (self.local_controller, self.process_controller):
+            controller.run_started.connect(self._on_run_started)
+            controller.batches_reported.connect(self.plots.add_batches)
+            controller.batches_reported.connect(self.run_panel.add_batches)
+            controller.batches_reported.connect(self.log_view.add_batches)
+            controller.epoch_ended.connect(self._on_epoch_ended)
+            controller.log_received.connect(self.log_view.add_log)
+            controller.run_succeeded.connect(self._on_run_succeeded)
+            controller.run_failed.connect(self._on_run_failed)
+            controller.state_changed.connect(self._on_state_changed)
 
     # ------------------------------------------------------------------ projects
 
@@ -429,21 +433,40 @@ class MainWindow(QMainWindow):
         self.plots.reset(None)
         self.run_panel.reset(None)
         self.log_view.clear()
-        self.controller.start(
-            self.document.experiment, out_dir=self.last_run_dir, start_paused=start_paused
-        )
+        experiment = self.document.experiment
+        if experiment.train.ddp.enabled:
+            self.controller = self.process_controller
+            self.process_controller.start(experiment, out_dir=self.last_run_dir)
+        else:
+            self.controller = self.local_controller
+            self.local_controller.start(
+                experiment,
+                out_dir=self.last_run_dir,
+                start_paused=start_paused,
+                initial_weights=self.initial_weights,
+            )
+
+    def stop_training(self) -> None:
+        self.controller.stop()
 
     def step_training(self) -> None:
         """One optimizer step: of the running run, or of a new run that then waits paused."""
+        if self.document.experiment.train.ddp.enabled and not self.controller.is_running:
+            show_error(self, "Step", "Single steps need an in-process run; turn DDP off to step.")
+            return
         if not self.controller.is_running:
             self.start_training(start_paused=True)
-        self.controller.step()
+        if isinstance(self.controller, TrainingController):
+            self.controller.step()
 
     def toggle_pause(self) -> None:
-        if self.controller.state == "paused":
-            self.controller.resume()
-        elif self.controller.state == "running":
-            self.controller.pause()
+        controller = self.controller
+        if not isinstance(controller, TrainingController):
+            return
+        if controller.state == "paused":
+            controller.resume()
+        elif controller.state == "running":
+            controller.pause()
 
     def _on_run_started(self, report: RunStarted) -> None:
         self.plots.reset(report)
@@ -471,9 +494,16 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, state: str) -> None:
         self.run_panel.set_state(state)
         running = state != "idle"
+        pausable = self.controller.supports_pause or not running
+        self.run_panel.set_pausable(
+            pausable, "A DDP run lives in other processes: it can stop, not pause"
+        )
         self.stop_action.setEnabled(running)
-        self.pause_action.setEnabled(running)
-        self.save_weights_action.setEnabled(not running and self.controller.trainer is not None)
+        self.pause_action.setEnabled(running and pausable)
+        trained = (
+            isinstance(self.controller, TrainingController) and self.controller.trainer is not None
+        )
+        self.save_weights_action.setEnabled(not running and trained)
         self.open_run_folder_action.setEnabled(
             self.last_run_dir is not None and self.last_run_dir.exists()
         )
@@ -481,7 +511,9 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _update_status(self) -> None:
-        trainer = self.controller.trainer
+        trainer = (
+            self.local_controller.trainer if self.controller is self.local_controller else None
+        )
         device = (
             trainer.device_info.name
             if trainer is not None and hasattr(trainer, "device_info")
@@ -492,7 +524,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ weights and files
 
     def save_weights(self) -> None:
-        trainer = self.controller.trainer
+        trainer = self.local_controller.trainer
         if trainer is None or not hasattr(trainer, "model"):
             return
         path, _ = QFileDialog.getSaveFileName(
@@ -620,7 +652,8 @@ class MainWindow(QMainWindow):
         if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
             event.ignore()
             return
-        self.controller.shutdown()
+        self.local_controller.shutdown()
+        self.process_controller.shutdown()
         self.checkpoint_editor.shutdown()
         self.data_panel.loader.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
