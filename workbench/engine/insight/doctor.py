@@ -59,11 +59,8 @@ def diagnose(
 ) -> list[Diagnosis]:
     """Every finding for this run so far, the most serious first."""
     rows = _rows(history)
-    found = [
-        _divergence(rows),
-        _not_learning(rows, num_classes),
-        _overfitting(rows),
-    ]
+    diverging = _divergence(rows)
+    found = [diverging, None if diverging else _not_learning(rows, num_classes), _overfitting(rows)]
     if snapshot is not None:
         found += [
             _exploding(snapshot),
