@@ -499,7 +499,9 @@ class _Script:
     def _helpers_section(self) -> str:
         parts = []
         if self.ddp:
-            self.imports.update({"import os", "import contextlib", "import datetime"})
+            self.imports.update({"import os", "import datetime"})
+            if self.train.accumulate_grad_batches > 1:
+                self.imports.add("import contextlib")
             self.imports.add("import torch.distributed as dist")
             self.imports.add("from torch.nn.parallel import DistributedDataParallel")
             self.imports.add("from torch.utils.data.distributed import DistributedSampler")
@@ -521,6 +523,7 @@ class _Script:
         )
         parts.append(self._loss_helpers())
         parts.append(self._count_correct())
+        parts.append(self._loader_generator())
         parts.append(self._train_loader())
         return "\n\n\n".join(part for part in parts if part)
 
@@ -598,8 +601,19 @@ class _Script:
             rule = "((output.view(-1) > 0).long() == target.view(-1).long()).sum()"
         return f"def count_correct(output, target):\n    return int({rule})"
 
+    def _loader_generator(self) -> str:
+        return _block(
+            """
+            def loader_generator():
+                \"\"\"The DataLoader's own generator (it seeds worker processes). Without it, every new
+                loader iterator draws from torch's global random numbers, which Dropout uses.\"\"\"
+                return torch.Generator().manual_seed(SEED)
+            """
+        )
+
     def _train_loader(self) -> str:
         workers = ", num_workers=NUM_WORKERS" if self.data.num_workers else ""
+        workers += ", generator=loader_generator()"
         if self.ddp:
             return _block(
                 f'''
@@ -611,7 +625,8 @@ class _Script:
                     )
                     sampler.set_epoch(epoch)
                     return DataLoader(
-                        train_set, batch_size=BATCH_SIZE, sampler=sampler, drop_last=DROP_LAST{workers}
+                        train_set, batch_size=BATCH_SIZE, sampler=sampler, drop_last=DROP_LAST,
+                        {workers.lstrip(", ")}
                     )
                 '''
             )
@@ -619,7 +634,9 @@ class _Script:
             return _block(
                 f"""
                 def make_train_loader(train_set, epoch):
-                    return DataLoader(train_set, batch_size=BATCH_SIZE, drop_last=DROP_LAST{workers})
+                    return DataLoader(
+                        train_set, batch_size=BATCH_SIZE, drop_last=DROP_LAST{workers}
+                    )
                 """
             )
         self.loader_imports.add("RandomSampler")
@@ -630,7 +647,8 @@ class _Script:
                 every run, and the one Torch Workbench uses."""
                 sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(SEED + epoch))
                 return DataLoader(
-                    train_set, batch_size=BATCH_SIZE, sampler=sampler, drop_last=DROP_LAST{workers}
+                    train_set, batch_size=BATCH_SIZE, sampler=sampler, drop_last=DROP_LAST,
+                    {workers.lstrip(", ")}
                 )
             '''
         )
@@ -834,9 +852,15 @@ class _Script:
         if ddp:
             add("# Validation is sharded without padding, so the summed counts are exact.")
             add("val_shard = Subset(val_set, range(rank, len(val_set), world_size))")
-            add("val_loader = DataLoader(val_shard, batch_size=VAL_BATCH_SIZE)")
+            add(
+                "val_loader = DataLoader(\n"
+                "    val_shard, batch_size=VAL_BATCH_SIZE, generator=loader_generator()\n)"
+            )
         else:
-            add("val_loader = DataLoader(val_set, batch_size=VAL_BATCH_SIZE)")
+            add(
+                "val_loader = DataLoader(val_set, batch_size=VAL_BATCH_SIZE, "
+                "generator=loader_generator())"
+            )
         early = train.early_stopping
         if early is not None:
             minimize = early.mode == "min" or (
