@@ -47,7 +47,7 @@ def main_window_shots(app: QApplication, scratch: Path) -> MainWindow:
     window.resize(1600, 1000)
     window.open_project(ROOT / "resources" / "presets" / "digits-mlp.toml")
     window.show()
-    wait_until(app, lambda: not window.data_panel.loader.is_busy)
+    wait_until(app, lambda: not window.data_panel.is_loading)
     settle(app, 500)
     save(window, "main-window.png")
     experiment = load_experiment(ROOT / "resources" / "presets" / "digits-mlp.toml")

@@ -58,7 +58,7 @@ def choose(widget: QWidget, data: str) -> None:
 
 
 def wait_for_preview(qtbot, main: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    qtbot.waitUntil(lambda: not main.data_panel.loader.is_busy, timeout=20_000)
+    qtbot.waitUntil(lambda: not main.data_panel.is_loading, timeout=20_000)
 
 
 def test_design_handles_exist(window: MainWindow) -> None:

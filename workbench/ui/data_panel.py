@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,6 +47,7 @@ CLASS_COLOURS = [
     "#000000",
 ]
 IMAGE_GRID_COLUMNS = 8
+PREVIEW_DELAY_MS = 250
 
 
 def option_editor(option: OptionSpec, value: Any) -> QWidget:
@@ -110,6 +111,12 @@ class DataPanel(QWidget):
         self.loader = BackgroundTask(self)
         self.loader.succeeded.connect(self._show_preview)
         self.loader.failed.connect(self._show_problem)
+        # Loading waits for a pause in typing, and never delays the window's first paint.
+        self._pending_preview: tuple[DataSpec, int] | None = None
+        self.preview_timer = QTimer(self)
+        self.preview_timer.setSingleShot(True)
+        self.preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self.preview_timer.timeout.connect(self._start_preview)
         self._build()
         document.changed.connect(self.refresh)
         self.refresh()
@@ -338,7 +345,20 @@ class DataPanel(QWidget):
         self._previewed = (data, seed)
         self._announce_shape_early(data)
         self.status.setText("Loading the preview…")
+        self._pending_preview = (data, seed)
+        self.preview_timer.start()
+
+    def _start_preview(self) -> None:
+        if self._pending_preview is None:
+            return
+        data, seed = self._pending_preview
+        self._pending_preview = None
         self.loader.run(lambda: preview_dataset(data, seed))
+
+    @property
+    def is_loading(self) -> bool:
+        """True while a preview is waiting to start or being computed."""
+        return self.preview_timer.isActive() or self.loader.is_busy
 
     def _announce_shape_early(self, data: DataSpec) -> None:
         """Datasets that are cheap to describe tell the stack their shape at once,
