@@ -319,12 +319,34 @@ def test_the_built_bundle_starts_trains_and_reports(tmp_path: Path) -> None:
     assert "Total number of trainable model parameters:" in digits
     diagnostics = run_bundle(executable, "devices", "--verbose", home=home)
     assert "(bundle at " in diagnostics and "\nPrecisions\n" in diagnostics
-    code = run_bundle(
-        executable, "-c", "import torch, sys; print(torch.ones(2).sum().item())", home=home
+    # Python-style starts, which torchrun's ranks and the trusted-checkpoint loader rely on
+    unsafe = tmp_path / "unsafe.pt"
+    make_unsafe = (
+        "import argparse, sys, torch; from torchvision.extension import _has_ops; "
+        "torch.save({'w': torch.ones(2), 'args': argparse.Namespace(lr=1)}, sys.argv[1]); "
+        "print(_has_ops())"
     )
-    assert code.strip() == "2.0"  # as torchrun and the trusted-checkpoint loader need it
+    assert run_bundle(executable, "-c", make_unsafe, str(unsafe), home=home).strip() == "True"
+    trusted = run_bundle(executable, "inspect", str(unsafe), "--trust-this-file", home=home)
+    assert "in a separate process" in trusted and "float32" in trusted
+    ranks = run_bundle(
+        executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "--local-addr=127.0.0.1",
+        "-m",
+        "platform",
+        home=home,
+    )
+    assert len([line for line in ranks.splitlines() if line.startswith(("Linux", "macOS"))]) == 2
 
     assert not (internal / "triton").exists()
     assert not list(internal.rglob("libQt6Quick.so*")) and not list(internal.rglob("libQt6Qml.so*"))
-    size = sum(path.stat().st_size for path in executable.parent.rglob("*") if path.is_file())
+    size = sum(
+        path.lstat().st_size
+        for path in executable.parent.rglob("*")
+        if path.is_file() and not path.is_symlink()  # the links to libraries count once
+    )
     print(f"\nbundle {executable.parent}: {size / 2**30:.2f} GiB")
