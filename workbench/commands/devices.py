@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.engine.diagnostics import devices_text, version_text
+from workbench.engine.diagnostics import devices_text, diagnostics_text
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("devices", help="list devices, precisions and DDP backends")
-    parser.add_argument("--verbose", action="store_true", help="also print versions")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="the full diagnostics for a bug report: versions, CUDA/cuDNN, CPU threads, and why "
+        "a precision or DDP backend is not available (the same text as Help > Diagnostics)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.verbose:
-        print(version_text())
-        print()
-    print(devices_text())
+    print(diagnostics_text() if args.verbose else devices_text())
     return 0
