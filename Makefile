@@ -22,8 +22,8 @@ run: $(STAMP)
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check workbench tests tools
-	$(BIN)/ruff format --check workbench tests tools
+	$(BIN)/ruff check workbench tests tools packaging
+	$(BIN)/ruff format --check workbench tests tools packaging
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -32,6 +32,13 @@ test: lint
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -s -m bench tests/benchmarks -p no:cacheprovider
+
+package: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[package]'
+	PYTHON=$(BIN)/python packaging/build-$$(if [ "$$(uname)" = Darwin ]; then echo macos; else echo linux; fi).sh
+
+package-check: $(STAMP)
+	WORKBENCH_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -s -m slow tests/integration/test_packaging.py -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -12,16 +12,10 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
 from workbench import __version__
+from workbench.engine.resources import resources_dir
 
 IMPORT_TIME = time.time()
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_PRESET = "digits-mlp"
-
-
-def resources_dir() -> Path:
-    """Where presets and icons live: next to the package, or inside a PyInstaller bundle."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    return Path(bundle) / "resources" if bundle else RESOURCES
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:

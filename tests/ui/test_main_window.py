@@ -29,7 +29,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[M
     main.show()
     yield main
     main.controller.shutdown()
-    main.data_panel.loader.shutdown()
+    main.data_panel.shutdown()
 
 
 def pick(qtbot, main: MainWindow, search: str) -> None:  # type: ignore[no-untyped-def]
@@ -270,3 +270,24 @@ def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: Ma
     assert window.last_summary["train_accuracy"] == 1.0
     assert "Epoch: 003/003" in window.log_view.text()
     assert (window.last_run_dir / "model.pth").is_file()
+
+
+def test_help_diagnostics_lists_the_devices(window: MainWindow) -> None:
+    dialog = window.show_diagnostics()
+    text = dialog.plain_text()
+    for device in window.devices:
+        assert device.name in text
+    dialog.close()
+
+
+def test_welcome_shows_on_first_run_and_stays_dismissed(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    assert window.welcome.isVisible()
+    window.welcome.dont_show_again.setChecked(True)
+    qtbot.mouseClick(window.welcome.close_button, Qt.MouseButton.LeftButton)
+    assert not window.welcome.isVisible()
+    again = MainWindow(settings=window.settings, runs_dir=window.runs_dir)
+    qtbot.addWidget(again)
+    assert not again.welcome.isVisibleTo(again)
+    again.show_welcome()
+    assert again.welcome.isVisibleTo(again)
+    again.data_panel.shutdown()

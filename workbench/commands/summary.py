@@ -8,11 +8,12 @@ from typing import Any
 
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.presets import resolve_experiment_path
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("summary", help="print the model, a per-layer table and totals")
-    parser.add_argument("experiment", help="experiment .toml file")
+    parser.add_argument("experiment", help="experiment .toml file, or a preset name like mnist-cnn")
     parser.set_defaults(run=run)
 
 
@@ -30,7 +31,7 @@ def summary_text(experiment: Experiment) -> str:
 
 
 def print_summary(path: str | Path) -> int:
-    print(summary_text(load_experiment(path)))
+    print(summary_text(load_experiment(resolve_experiment_path(str(path)))))
     return 0
 
 

@@ -25,6 +25,7 @@ from workbench.engine.errors import TrainingError, WorkbenchError
 from workbench.engine.event_stream import EventWriter
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.overrides import with_overrides
+from workbench.engine.presets import resolve_experiment_path
 from workbench.engine.reports import BaseObserver, FanOutObserver, TrainingObserver
 from workbench.engine.strategy import SingleDeviceStrategy
 from workbench.engine.trainer import Trainer
@@ -32,7 +33,7 @@ from workbench.engine.trainer import Trainer
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train an experiment headless")
-    parser.add_argument("experiment", help="experiment .toml file")
+    parser.add_argument("experiment", help="experiment .toml file, or a preset name like toy-mlp")
     parser.add_argument("--out", help="folder for model.pth, checkpoint.pt, metrics.csv, ...")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:N, mps)")
@@ -47,6 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def load_with_flags(args: argparse.Namespace) -> Experiment:
+    args.experiment = str(resolve_experiment_path(args.experiment))  # `toy-mlp` names a preset
     experiment = load_experiment(args.experiment)
     return with_overrides(
         experiment,

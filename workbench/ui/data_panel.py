@@ -355,6 +355,12 @@ class DataPanel(QWidget):
         self._pending_preview = None
         self.loader.run(lambda: preview_dataset(data, seed))
 
+    def shutdown(self) -> None:
+        """No new preview after this, and wait for the one in flight (call before closing)."""
+        self.preview_timer.stop()
+        self._pending_preview = None
+        self.loader.shutdown()
+
     @property
     def is_loading(self) -> bool:
         """True while a preview is waiting to start or being computed."""

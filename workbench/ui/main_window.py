@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
+    QIcon,
     QKeySequence,
     QShowEvent,
 )
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 from torch import nn
@@ -35,9 +37,11 @@ from workbench.engine.experiment import load_experiment
 from workbench.engine.memory import memory_status_text
 from workbench.engine.model_builder import build_model
 from workbench.engine.reports import EpochReport, RunStarted
+from workbench.engine.resources import icon_path, resources_dir
 from workbench.engine.weights import load_weights_for
 from workbench.ui.checkpoint_editor import CheckpointEditor
 from workbench.ui.data_panel import DataPanel
+from workbench.ui.diagnostics_dialog import DiagnosticsDialog
 from workbench.ui.error_dialog import show_error
 from workbench.ui.layer_stack_panel import LayerStackPanel
 from workbench.ui.log_view import LogView
@@ -47,8 +51,9 @@ from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
 from workbench.ui.run_panel import RunPanel
 from workbench.ui.training_panel import TrainingPanel
+from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "resources" / "presets"
+PRESETS_DIR = resources_dir() / "presets"
 DEFAULT_PRESET = PRESETS_DIR / "digits-mlp.toml"
 MAX_RECENT = 8
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
@@ -115,7 +120,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.model_view, "&Model")
         self.checkpoint_editor = CheckpointEditor(model_provider=self._current_model)
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
-        self.setCentralWidget(self.tabs)
+        self.welcome = WelcomeBanner(self.settings)
+        self.welcome.setVisible(not welcome_dismissed(self.settings))
+        central = QWidget()
+        box = QVBoxLayout(central)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.welcome)
+        box.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
@@ -194,6 +206,14 @@ class MainWindow(QMainWindow):
         self.step_action = self._action(
             "S&tep", self.step_training, "F10", "Run exactly one optimizer step"
         )
+        for action, icon in (
+            (self.new_action, "add"), (self.open_action, "open"), (self.save_action, "save"),
+            (self.open_checkpoint_action, "open"),
+            (self.train_action, "train"), (self.stop_action, "stop"), (self.pause_action, "pause"),
+            (self.step_action, "step"),
+        ):  # fmt: skip
+            if icon is not None and icon_path(icon).is_file():
+                action.setIcon(QIcon(str(icon_path(icon))))
         for action in (
             self.save_weights_action,
             self.open_run_folder_action,
@@ -203,6 +223,12 @@ class MainWindow(QMainWindow):
             action.setEnabled(False)
 
     def _build_menus(self) -> None:
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolBar")
+        for action in (self.new_action, self.open_action, self.save_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_checkpoint_action)
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         for action in (self.new_action, self.open_action):
@@ -236,6 +262,8 @@ class MainWindow(QMainWindow):
         ):
             self.view_menu.addAction(dock.toggleViewAction())
         self.help_menu = bar.addMenu("&Help")
+        self.help_menu.addAction(self._action("&Diagnostics…", self.show_diagnostics))
+        self.help_menu.addAction(self._action("Show &Welcome", self.show_welcome))
         self.help_menu.addAction(self._action("&About Torch Workbench", self.show_about))
         self._refresh_recent_menu()
 
@@ -251,6 +279,8 @@ class MainWindow(QMainWindow):
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
 
+        self.welcome.train_requested.connect(self.start_training)
+        self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)
         self.run_panel.train_requested.connect(self.start_training)
         self.run_panel.stop_requested.connect(self.stop_training)
         self.run_panel.pause_requested.connect(self.toggle_pause)
@@ -639,6 +669,17 @@ class MainWindow(QMainWindow):
         )
         self.resizeDocks([self.run_dock, self.log_dock], [110, 170], vertical)
 
+    def show_diagnostics(self) -> DiagnosticsDialog:
+        """Help > Diagnostics: what this machine offers, with a Copy button for bug reports."""
+        dialog = DiagnosticsDialog(self.devices, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_welcome(self) -> None:
+        forget_welcome_dismissal(self.settings)
+        self.welcome.show()
+
     def show_about(self) -> None:
         from workbench import __version__
 
@@ -655,7 +696,7 @@ class MainWindow(QMainWindow):
         self.local_controller.shutdown()
         self.process_controller.shutdown()
         self.checkpoint_editor.shutdown()
-        self.data_panel.loader.shutdown()
+        self.data_panel.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.recovery.clear()
