@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: run test lint bench package package-check clean screenshots
 
@@ -14,7 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	QT_QPA_PLATFORM= $(BIN)/workbench gui resources/presets/digits-mlp.toml
+	@if [ "$$(uname)" = Linux ] && [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		echo "No display here: showing and training the default preset headless instead."; \
+		$(BIN)/workbench summary resources/presets/digits-mlp.toml && \
+		$(BIN)/workbench train resources/presets/digits-mlp.toml --out runs/digits-mlp; \
+	else \
+		$(BIN)/workbench gui; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+CONTROLLERS_WITH_THREADS = (
+    ("workbench.controllers.training_controller", "TrainingController"),
+    ("workbench.controllers.background_task", "BackgroundTask"),
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "resources" / "presets"
@@ -16,3 +23,18 @@ PRESETS = ROOT / "resources" / "presets"
 @pytest.fixture
 def presets() -> Path:
     return PRESETS
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_qthreads() -> Iterator[None]:
+    """Fail any test that leaves a controller's worker QThread running (shut controllers down)."""
+    yield
+    leaked: list[str] = []
+    for module_name, class_name in CONTROLLERS_WITH_THREADS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            leaked += [
+                f"{class_name}: {t.objectName() or 'QThread'}"
+                for t in getattr(module, class_name).running_threads()
+            ]
+    assert not leaked, f"QThreads still running after the test: {leaked}"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from workbench import __version__
 
+IMPORT_TIME = time.time()
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_PRESET = "digits-mlp"
 
@@ -36,7 +39,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(file: str | None = None) -> int:
+def run_app(file: str | None = None, startup_check: bool = False) -> int:
     """Open the window (on a project, a checkpoint, or the default preset) and run the event loop."""
     from workbench.ui.error_dialog import install_exception_hook
     from workbench.ui.main_window import MainWindow
@@ -46,4 +49,27 @@ def run_app(file: str | None = None) -> int:
     window = MainWindow()
     window.open_startup(Path(file) if file else None)
     window.show()
+    if startup_check:
+        QTimer.singleShot(0, lambda: _report_startup(window))
     return int(app.exec())
+
+
+def _report_startup(window: QWidget) -> None:
+    """Print the seconds from process start to the window shown, then quit cleanly."""
+    elapsed = time.time() - process_start_time()
+    print(f"window shown after {elapsed:.2f} s: {window.windowTitle()}", flush=True)
+    window.close()
+
+
+def process_start_time() -> float:
+    """When this process started (Linux: from /proc; elsewhere: when workbench was imported)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return IMPORT_TIME

@@ -35,17 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _wants_window(argv: Sequence[str]) -> bool:
-    """`workbench`, `workbench FILE` and `workbench gui ...` all open the window."""
+    """`workbench`, `workbench FILE` and `workbench --startup-check` open the window."""
     if not argv:
         return True
     first = argv[0]
-    return not first.startswith("-") and first not in _verb_modules() and first != "gui"
+    if first in ("-h", "--help", "--version"):
+        return False
+    return first not in _verb_modules()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _wants_window(argv):
         argv = ["gui", *argv]
+    if argv[0] == "gui" and not {"-h", "--help"} & set(argv):
+        # Straight to the window: importing every other verb would only slow the start.
+        from workbench.commands import gui
+
+        return int(gui.run(gui.parse(argv[1:])))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

@@ -1,4 +1,4 @@
-"""`workbench gui [FILE]`: the desktop window (also what a bare `workbench` runs)."""
+"""`workbench gui [FILE]`: the desktop window (also what a bare `workbench` or `workbench FILE` runs)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,27 @@ import argparse
 from typing import Any
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("gui", help="open the desktop window (the default)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", help="a project .toml or a checkpoint to open")
+    parser.add_argument(
+        "--startup-check",
+        action="store_true",
+        help="open the window, print how long that took, and quit (for install checks)",
+    )
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        from workbench.app import run_app
-    except ImportError:
-        # Until the window exists, show what the window would: the model summary.
-        from workbench.commands.summary import print_summary
+def register(subparsers: Any) -> None:
+    add_arguments(subparsers.add_parser("gui", help="open the desktop window (the default)"))
 
-        return print_summary(args.file or "resources/presets/digits-mlp.toml")
-    return int(run_app(args.file))
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="workbench gui", description="Open the desktop window.")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.app import run_app
+
+    return run_app(args.file, startup_check=args.startup_check)

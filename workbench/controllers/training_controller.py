@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import time
 import traceback
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from workbench.engine.control import RunControl
 from workbench.engine.errors import WorkbenchError
@@ -36,6 +35,7 @@ class TrainingWorker(QObject):
         self.trainer = trainer
         self._pending: list[BatchReport] = []
         self._last_emit = 0.0
+        self.batches_seen = 0  # read by tests: the engine-side count, ahead of the GUI's
 
     @Slot()
     def run(self) -> None:
@@ -65,6 +65,7 @@ class TrainingWorker(QObject):
         self.run_started.emit(report)
 
     def on_batch_end(self, report: BatchReport) -> None:
+        self.batches_seen += 1
         self._pending.append(report)
         if time.monotonic() - self._last_emit >= EMIT_INTERVAL_SECONDS:
             self._flush()
@@ -123,12 +124,19 @@ class TrainingController(QObject):
         out_dir: str | Path | None = None,
         start_paused: bool = False,
         resume_from: str | Path | None = None,
+        initial_weights: dict[str, Any] | None = None,
     ) -> None:
         """Prepare and train on a worker thread; bad input arrives as `run_failed`."""
         if self.is_running:
             raise RuntimeError("a run is already in progress")
         control = RunControl(start_paused=start_paused)
-        trainer = Trainer(experiment, control=control, out_dir=out_dir, resume_from=resume_from)
+        trainer = Trainer(
+            experiment,
+            control=control,
+            out_dir=out_dir,
+            resume_from=resume_from,
+            initial_weights=initial_weights,
+        )
         self._control, self.trainer = control, trainer
         self._thread = QThread()
         self._thread.setObjectName("TrainingThread")
@@ -137,8 +145,9 @@ class TrainingController(QObject):
         self._worker.moveToThread(self._thread)
         self._connect(self._worker)
         self._thread.started.connect(self._worker.run)
-        self._worker.done.connect(self._thread.quit)
-        self._thread.finished.connect(functools.partial(self._on_thread_finished, self._thread))
+        # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.finished.connect(self._thread_finished)
         self._thread.start()
         self._set_state("paused" if start_paused else "running")
 
@@ -153,6 +162,13 @@ class TrainingController(QObject):
     def _set_state(self, state: str) -> None:
         self.state = state
         self.state_changed.emit(state)
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        # A bound slot of this GUI-thread object, so Qt queues it onto the GUI thread.
+        sender = self.sender()
+        if isinstance(sender, QThread):
+            self._on_thread_finished(sender)
 
     def _on_thread_finished(self, thread: QThread) -> None:
         if thread is not self._thread:

@@ -82,8 +82,10 @@ class Trainer:
         resume_from: str | Path | None = None,
         strategy: SingleDeviceStrategy | None = None,
         devices: list[DeviceInfo] | None = None,
+        initial_weights: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.experiment = experiment
+        self.initial_weights = initial_weights
         self.observer: TrainingObserver = observer or BaseObserver()
         self.control = control or RunControl()
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -117,6 +119,8 @@ class Trainer:
         input_shape = self.experiment.model.input_shape or info.input_shape
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
         self.built = build_model(self.experiment.model, tuple(input_shape))
+        if self.initial_weights is not None:  # e.g. weights the user loaded into the stack
+            self.built.module.load_state_dict(self.initial_weights)
         self.model = self.built.module.to(self.device)
         self.wrapped = self.strategy.wrap_model(self.model, self.device)
         self.optimizer = make_optimizer(self.wrapped.parameters(), train)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
 from PySide6.QtGui import (
@@ -29,6 +31,7 @@ from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import load_experiment
 from workbench.engine.memory import memory_status_text
 from workbench.engine.reports import EpochReport, RunStarted
+from workbench.engine.weights import load_weights_for
 from workbench.ui.data_panel import DataPanel
 from workbench.ui.error_dialog import show_error
 from workbench.ui.layer_stack_panel import LayerStackPanel
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
         self.last_run_dir: Path | None = None
         self.last_summary: dict[str, object] | None = None
+        self.initial_weights: dict[str, Any] | None = None
         self._build_panels()
         self._build_actions()
         self._build_menus()
@@ -96,7 +100,7 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel()
         self.plots = PlotsPanel()
         self.log_view = LogView()
-        self.model_view = ModelView(self.document)
+        self.model_view = ModelView(self.layer_panel.model)
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("mainTabs")
@@ -117,6 +121,9 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock(
             "Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea, "logDock"
         )
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.resizeDocks([self.layers_dock, self.run_dock], [430, 380], horizontal)
+        self.resizeDocks([self.log_dock], [170], vertical)
 
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
@@ -124,7 +131,11 @@ class MainWindow(QMainWindow):
         self.memory_timer.start()
 
     def _action(
-        self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = ""
+        self,
+        text: str,
+        slot: object,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
     ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
@@ -191,7 +202,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.presets_menu = file_menu.addMenu("&Presets")
         for preset in sorted(PRESETS_DIR.glob("*.toml")):
-            self.presets_menu.addAction(preset.stem, lambda p=preset: self.open_preset(p))
+            self.presets_menu.addAction(preset.stem, functools.partial(self.open_preset, preset))
         file_menu.addSeparator()
         for action in (self.save_action, self.save_as_action):
             file_menu.addAction(action)
@@ -226,9 +237,9 @@ class MainWindow(QMainWindow):
         document.dirty_changed.connect(lambda _dirty: self._update_title())
         document.path_changed.connect(lambda _path: self._update_title())
         document.changed.connect(self._update_train_allowed)
+        document.layers_changed.connect(self._layers_changed)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
-        self.data_panel.input_shape_changed.connect(self.model_view.set_input_shape)
 
         self.run_panel.train_requested.connect(self.start_training)
         self.run_panel.stop_requested.connect(controller.stop)
@@ -261,10 +272,11 @@ class MainWindow(QMainWindow):
         elif file is not None:
             self.open_project(file)
         else:
-            last = self.settings.value("lastProject", "", str)
-            self.open_project(Path(last)) if last and Path(last).is_file() else self.open_preset(
-                DEFAULT_PRESET
-            )
+            last = str(self.settings.value("lastProject", "", str) or "")
+            if last and Path(last).is_file():
+                self.open_project(Path(last))
+            else:
+                self.open_preset(DEFAULT_PRESET)
         self.recovery.start()
 
     def _ask_restore(self) -> bool:
@@ -367,7 +379,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         files = self._recent_files()
         for item in files:
-            self.recent_menu.addAction(item, lambda p=item: self._open_recent(Path(p)))
+            self.recent_menu.addAction(item, functools.partial(self._open_recent, Path(item)))
         self.recent_menu.setEnabled(bool(files))
 
     def _open_recent(self, path: Path) -> None:
@@ -439,12 +451,14 @@ class MainWindow(QMainWindow):
     def _on_run_succeeded(self, summary: dict[str, object]) -> None:
         self.last_summary = summary
         self.log_view.add_summary(summary)
+        self.run_panel.show_finished(summary)
         self.statusBar().showMessage(
             f"Run {summary.get('status')}: files in {self.last_run_dir}", 8000
         )
 
     def _on_run_failed(self, message: str) -> None:
         self.log_view.add_failure(message)
+        self.run_panel.show_failed(message)
         show_error(self, "Training failed", message)
 
     def _on_state_changed(self, state: str) -> None:
@@ -490,17 +504,25 @@ class MainWindow(QMainWindow):
         if path:
             self.load_weights_file(Path(path))
 
-    def load_weights_file(self, path: Path) -> str:
-        """Check a weights file against the current stack; returns (and shows) the verdict."""
-        from workbench.engine.weights import check_weights_fit
-
+    def load_weights_file(self, path: Path) -> bool:
+        """Load weights into the current stack (the next run starts from them), or explain the misfit."""
         try:
-            verdict = check_weights_fit(self.document.experiment, path)
+            self.initial_weights = load_weights_for(self.document.experiment, path)
         except WorkbenchError as exc:
             show_error(self, "Cannot load the weights", str(exc))
-            return str(exc)
-        self.statusBar().showMessage(verdict, 8000)
-        return verdict
+            return False
+        self.log_view.add_log(
+            f"Loaded {len(self.initial_weights)} tensors from {path}; the next run starts from them"
+        )
+        self.statusBar().showMessage(f"Loaded weights from {path}", 8000)
+        return True
+
+    def _layers_changed(self) -> None:
+        if self.initial_weights is not None:
+            self.initial_weights = None
+            self.statusBar().showMessage(
+                "The layer stack changed: loaded weights were set aside", 8000
+            )
 
     def open_run_folder(self) -> None:
         if self.last_run_dir is not None:

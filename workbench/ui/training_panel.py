@@ -125,7 +125,7 @@ class TrainingPanel(QWidget):
         form.addRow("See&d", self.seed)
         form.addRow("&Device", self.device)
         form.addRow("&Precision", self.precision)
-        form.addRow("&Accumulate", accumulation_row)
+        form.addRow("Accumulate", accumulation_row)
         form.addRow("", ddp_row)
 
         self._on(

@@ -1,0 +1,216 @@
+"""The real main window driven as a user drives it: build, pick data, train, stop, save, undo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLineEdit, QMessageBox, QWidget
+
+from tests.conftest import PRESETS
+from workbench.engine.experiment import load_experiment
+from workbench.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    # Modal questions would block a test: answer "Discard" / "No" the way a hurried user would.
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    main = MainWindow(
+        settings=settings, runs_dir=tmp_path / "runs", recovery_dir=tmp_path / "recovery"
+    )
+    qtbot.addWidget(main)
+    main.open_startup(None)
+    main.show()
+    yield main
+    main.controller.shutdown()
+    main.data_panel.loader.shutdown()
+
+
+def pick(qtbot, main: MainWindow, search: str) -> None:  # type: ignore[no-untyped-def]
+    panel = main.layer_panel
+    qtbot.mouseClick(panel.findChild(QWidget, "addLayerButton"), Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(panel.catalogue.search, search)
+    qtbot.keyClick(panel.catalogue.search, Qt.Key.Key_Return)
+
+
+def type_into(qtbot, widget: QWidget, text: str) -> None:  # type: ignore[no-untyped-def]
+    line = widget.lineEdit() if isinstance(widget, QAbstractSpinBox) else widget
+    assert isinstance(line, QLineEdit)
+    line.selectAll()
+    qtbot.keyClick(widget, Qt.Key.Key_Backspace)
+    qtbot.keyClicks(widget, text)
+    qtbot.keyClick(widget, Qt.Key.Key_Return)
+
+
+def choose(widget: QWidget, data: str) -> None:
+    assert isinstance(widget, QComboBox)
+    index = widget.findData(data)
+    if index < 0:
+        index = widget.findText(data)
+    assert index >= 0, data
+    widget.setCurrentIndex(index)
+
+
+def wait_for_preview(qtbot, main: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: not main.data_panel.loader.is_busy, timeout=20_000)
+
+
+def test_design_handles_exist(window: MainWindow) -> None:
+    for name in ("layerStack", "addLayerButton", "datasetPicker", "devicePicker", "precisionPicker",
+                 "accumulationSpin", "ddpToggle", "trainButton", "stopButton", "lossPlot",
+                 "accuracyPlot", "logView"):  # fmt: skip
+        widget = window.findChild(QWidget, name)
+        assert widget is not None, name
+        assert widget.accessibleName(), name
+        assert widget.toolTip() or name in ("layerStack", "lossPlot", "accuracyPlot", "logView"), (
+            name
+        )
+
+
+def test_build_toy_mlp_in_the_ui_train_and_watch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.new_project()
+    choose(window.findChild(QWidget, "datasetPicker"), "toy")
+    wait_for_preview(qtbot, window)
+    for search, width in (
+        ("linear", 30),
+        ("relu", None),
+        ("linear", 20),
+        ("relu", None),
+        ("linear", 2),
+    ):
+        pick(qtbot, window, search)
+        if width is not None:
+            type_into(qtbot, window.layer_panel.editor.field("out_features"), str(width))
+    assert window.layer_panel.total_label.text() == "Total parameters: 752"
+    data = window.data_panel
+    type_into(qtbot, data.batch_size, "2")
+    type_into(qtbot, data.val_batch_size, "2")
+    data.drop_last.setChecked(True)
+    settings = window.training_panel
+    choose(settings.optimizer, "sgd")
+    type_into(qtbot, settings.lr, "0.5")
+    type_into(qtbot, settings.epochs, "3")
+    type_into(qtbot, settings.seed, "123")
+    choose(settings.device, "cpu")
+    train_button = window.findChild(QWidget, "trainButton")
+    assert train_button.isEnabled()
+
+    with qtbot.waitSignal(window.controller.run_ended, timeout=30_000):
+        qtbot.mouseClick(train_button, Qt.MouseButton.LeftButton)
+    assert window.last_summary is not None
+    assert window.last_summary["train_accuracy"] == 1.0
+    assert window.last_summary["val_accuracy"] == 1.0
+    x, _ = window.plots.batch_curve_data()
+    assert len(x) == 6  # one point per batch: 2 batches x 3 epochs
+    epochs = window.plots.epoch_points()
+    assert list(epochs["epoch"]) == [1, 2, 3]
+    assert np.all(np.isfinite(epochs["val_accuracy"]))
+    log = window.log_view.text()
+    assert "Epoch: 001/003 | Batch 000/002 | Train/Val Loss: " in log
+    assert "Epoch: 003/003 | Batch 001/002 | Train/Val Loss: " in log
+    assert (window.last_run_dir / "model.pth").is_file()
+    assert train_button.isEnabled() and not window.findChild(QWidget, "stopButton").isEnabled()
+
+
+def test_invalid_stack_disables_train_and_marks_the_row(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.open_project(PRESETS / "mnist-cnn.toml")
+    panel = window.layer_panel
+    panel.select_row(6)  # Flatten
+    panel.remove_current()
+    train_button = window.findChild(QWidget, "trainButton")
+    assert not train_button.isEnabled()
+    assert (
+        "layer 6 (Linear) receives [64, 12, 12]; add a Flatten before it" in train_button.toolTip()
+    )
+    assert panel.model.row_problem(6) is not None
+    assert "add a Flatten before it" in str(panel.model.row_problem(6))
+    window.undo_action.trigger()
+    assert train_button.isEnabled()
+
+
+def test_undo_and_redo_restore_the_stack(window: MainWindow) -> None:
+    before = window.document.experiment.model.layers
+    window.layer_panel.add_layer("Dropout")
+    after = window.document.experiment.model.layers
+    assert len(after) == len(before) + 1
+    window.undo_action.trigger()
+    assert window.document.experiment.model.layers == before
+    window.redo_action.trigger()
+    assert window.document.experiment.model.layers == after
+
+
+def test_open_and_save_round_trip_a_project(window: MainWindow, tmp_path: Path) -> None:
+    assert window.open_project(PRESETS / "moons-mlp.toml")
+    window.layer_panel.add_layer("Dropout")
+    window.document.update_train(epochs=7)
+    assert window.isWindowModified()
+    target = tmp_path / "mine.toml"
+    assert window._save_to(target)
+    assert not window.isWindowModified()
+    saved = load_experiment(target)
+    assert saved == window.document.experiment
+    assert saved.train.epochs == 7
+    window.new_project()
+    assert window.open_project(target)
+    assert window.document.experiment == saved
+    assert "mine.toml" in window.windowTitle()
+    assert str(target) in window._recent_files()
+
+
+def test_bad_project_file_shows_one_message(window: MainWindow, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\noptimizer = "adamm"\n')
+    assert not window.open_project(bad)
+    dialog = window.findChild(QMessageBox, "errorDialog")
+    assert dialog is not None
+    assert "train.optimizer: 'adamm' is not allowed (did you mean 'adam'?)" in dialog.text()
+    dialog.close()
+
+
+def long_run(window: MainWindow) -> None:
+    window.open_project(PRESETS / "digits-mlp.toml")
+    window.document.update_data(batch_size=4)
+    window.document.update_train(epochs=50, device="cpu")
+
+
+def test_stop_mid_run_ends_within_one_batch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    long_run(window)
+    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+        window.start_training()
+    worker = window.controller._worker
+    assert worker is not None
+    with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
+        qtbot.mouseClick(window.findChild(QWidget, "stopButton"), Qt.MouseButton.LeftButton)
+        seen_at_stop = worker.batches_seen
+    assert worker.batches_seen <= seen_at_stop + 1
+    assert window.last_summary is not None and window.last_summary["status"] == "stopped"
+
+
+def test_closing_mid_run_shuts_the_thread_down(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    long_run(window)
+    window.document.undo_stack.setClean()
+    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+        window.start_training()
+    assert window.controller.is_running
+    window.close()
+    assert not window.controller.is_running
+
+
+def test_pause_step_and_resume(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    long_run(window)
+    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+        window.step_training()  # from idle: a run that takes exactly one step, then waits
+    qtbot.waitUntil(
+        lambda: window.controller.trainer is not None and window.controller.trainer.step == 1
+    )
+    assert window.controller.state == "paused"
+    window.step_training()
+    qtbot.waitUntil(lambda: window.controller.trainer.step == 2)
+    with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
+        window.controller.stop()

@@ -1,0 +1,705 @@
+"""Live training plots: loss per batch, loss and accuracy per epoch, learning rate; hover, export."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QImage, QImageWriter, QPainter
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QMessageBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.engine.atomic import atomic_path, atomic_write_text
+from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from workbench.ui.qt import pg
+
+# Okabe-Ito: distinguishable with every common colour-vision deficiency and in greyscale print.
+BLUE = "#0072B2"
+VERMILLION = "#D55E00"
+SKY_BLUE = "#56B4E9"
+GREEN = "#009E73"
+ORANGE = "#E69F00"
+PURPLE = "#CC79A7"
+OVERLAY_COLOURS = (ORANGE, PURPLE, GREEN, "#000000")
+
+EMA_ALPHA = 0.1
+EPOCH_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "samples_per_second",
+    "elapsed_seconds",
+    "skipped_steps",
+)  # the same columns as a run's metrics.csv, so one script reads both
+BATCH_COLUMNS = ("epoch", "batch", "epoch_position", "loss", "smoothed_loss")
+
+
+@dataclass(frozen=True)
+class PlotStyle:
+    font_pt: int
+    title_pt: int
+    line_width: float
+    symbol_size: int
+
+
+NORMAL_STYLE = PlotStyle(font_pt=9, title_pt=10, line_width=2.0, symbol_size=7)
+PRESENTATION_STYLE = PlotStyle(font_pt=15, title_pt=17, line_width=4.0, symbol_size=12)
+
+
+class GrowingArray:
+    """A float64 column that doubles its buffer when full: appends are amortised O(1) and
+    `view()` hands pyqtgraph the filled part without copying."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._buffer = np.empty(max(1, capacity), dtype=np.float64)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def extend(self, values: Sequence[float] | np.ndarray) -> None:
+        needed = self._size + len(values)
+        if needed > len(self._buffer):
+            grown = np.empty(max(needed, 2 * len(self._buffer)), dtype=np.float64)
+            grown[: self._size] = self._buffer[: self._size]
+            self._buffer = grown
+        self._buffer[self._size : needed] = values
+        self._size = needed
+
+    def view(self) -> np.ndarray:
+        return self._buffer[: self._size]
+
+    def clear(self) -> None:
+        self._size = 0
+
+
+class EpochAxis(pg.AxisItem):  # type: ignore[misc]
+    """An axis counting whole epochs: never a tick at 1.5 epochs."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        levels: list[tuple[float, float]] = super().tickSpacing(minVal, maxVal, size)
+        whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
+        return whole or [(1.0, 0.0)]
+
+
+def _optional(value: float | None, scale: float = 1.0) -> float:
+    return math.nan if value is None else value * scale
+
+
+def _exponential_average(values: np.ndarray, previous: float) -> np.ndarray:
+    """EMA that starts at the first finite value and steps over NaN/inf losses (a skipped
+    fp16 step must not poison the smoothed line for the rest of the run)."""
+    smoothed = np.empty(len(values), dtype=np.float64)
+    current = previous
+    for index, value in enumerate(values.tolist()):
+        if math.isfinite(value):
+            current = value if math.isnan(current) else current + EMA_ALPHA * (value - current)
+        smoothed[index] = current
+    return smoothed
+
+
+class HoverReadout(QObject):
+    """A vertical crosshair and a label with the values nearest the mouse."""
+
+    def __init__(
+        self, plot: pg.PlotWidget, describe: Callable[[float], tuple[float, float, str] | None]
+    ) -> None:
+        super().__init__(plot)
+        self.plot = plot
+        self.describe = describe
+        self.line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#808080", width=1))
+        self.label = pg.TextItem(
+            color="#202020", fill=pg.mkBrush(255, 255, 255, 225), border=pg.mkPen("#a0a0a0")
+        )
+        for item in (self.line, self.label):
+            item.setZValue(100)
+            plot.addItem(item, ignoreBounds=True)
+        self.hide()
+        plot.scene().sigMouseMoved.connect(self.move_to)
+        plot.installEventFilter(self)
+
+    def hide(self) -> None:
+        self.line.hide()
+        self.label.hide()
+
+    def text(self) -> str:
+        return str(self.label.toPlainText()) if self.label.isVisible() else ""
+
+    def move_to(self, scene_pos: QPointF) -> None:
+        view = self.plot.plotItem.vb
+        if not view.sceneBoundingRect().contains(scene_pos):
+            self.hide()
+            return
+        mouse = view.mapSceneToView(scene_pos)
+        found = self.describe(mouse.x())
+        if found is None:
+            self.hide()
+            return
+        x, _, text = found
+        self.line.setPos(x)
+        self.label.setText(text)
+        (left, right), (bottom, top) = view.viewRange()
+        # keep the label inside the view: anchor it on the side away from the nearer edge
+        anchor_x = 1.0 if mouse.x() > (left + right) / 2 else 0.0
+        anchor_y = 0.0 if mouse.y() > (bottom + top) / 2 else 1.0
+        self.label.setAnchor((anchor_x, anchor_y))
+        self.label.setPos(mouse.x(), mouse.y())
+        self.line.show()
+        self.label.show()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:
+            self.hide()
+        return False
+
+
+@dataclass
+class _Overlay:
+    name: str
+    items: list[Any]
+
+
+class PlotsPanel(QWidget):
+    """Four live plots of one run, fed by `reset`, `add_batches` and `add_epoch`."""
+
+    exported = Signal(list)  # list[Path] written by a toolbar action
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("plotsPanel")
+        self.setAccessibleName("Training plots")
+        self.plot_style = NORMAL_STYLE
+        self._started: RunStarted | None = None
+        self._batch = {name: GrowingArray(4096) for name in BATCH_COLUMNS}
+        self._epoch = {name: GrowingArray(64) for name in EPOCH_COLUMNS}
+        self._overlays: list[_Overlay] = []
+        self._framed_empty = False
+        self._ema = math.nan
+        self._epoch_reports: list[EpochReport] = []
+
+        self.loss_plot = self._make_plot("lossPlot", "Training loss per batch", "Loss", False)
+        self.epoch_loss_plot = self._make_plot("epochLossPlot", "Loss per epoch", "Loss", True)
+        self.accuracy_plot = self._make_plot(
+            "accuracyPlot", "Accuracy per epoch", "Accuracy (%)", True
+        )
+        self.lr_plot = self._make_plot("learningRatePlot", "Learning rate", "Learning rate", True)
+        self._make_curves()
+        self._hovers = {
+            "loss": HoverReadout(self.loss_plot, self._describe_batch),
+            "epoch_loss": HoverReadout(
+                self.epoch_loss_plot,
+                self._epoch_describer(
+                    [("train", "train_loss"), ("validation", "val_loss")], "{:.4f}"
+                ),
+            ),
+            "accuracy": HoverReadout(
+                self.accuracy_plot,
+                self._epoch_describer(
+                    [("train", "train_accuracy"), ("validation", "val_accuracy")], "{:.2f}%"
+                ),
+            ),
+            "lr": HoverReadout(self.lr_plot, self._epoch_describer([("lr", "lr")], "{:.4g}")),
+        }
+        self._layout_widgets()
+        self.set_presentation_mode(False)
+        self.reset()
+
+    # construction ----------------------------------------------------------
+    def _make_plot(self, name: str, title: str, y_label: str, per_epoch: bool) -> pg.PlotWidget:
+        axes = {"bottom": EpochAxis(orientation="bottom")} if per_epoch else {}
+        plot = pg.PlotWidget(axisItems=axes)
+        plot.setObjectName(name)
+        plot.setAccessibleName(f"{title} plot")
+        plot.setTitle(title)
+        plot.setLabel("left", y_label)
+        plot.setLabel("bottom", "Epoch")
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        plot.getAxis("left").enableAutoSIPrefix(False)
+        for side in ("left", "bottom"):
+            # no third tick level: its hairline grid is noise on a projector and costs paint time
+            plot.getAxis(side).setStyle(maxTickLevel=1)
+        plot.setMinimumSize(240, 180)
+        if per_epoch:
+            plot.getViewBox().setDefaultPadding(0.06)  # whole markers at the first and last epoch
+        plot.setMenuEnabled(True)
+        return plot
+
+    def _make_curves(self) -> None:
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.raw_loss_curve = self.loss_plot.plot(name="batch loss", connect="finite")
+        self.smooth_loss_curve = self.loss_plot.plot(
+            name=f"smoothed (EMA α={EMA_ALPHA:g})", connect="finite"
+        )
+        self.epoch_loss_plot.addLegend(offset=(-10, 10))
+        self.train_loss_curve = self.epoch_loss_plot.plot(name="train")
+        self.val_loss_curve = self.epoch_loss_plot.plot(name="validation")
+        self.accuracy_plot.addLegend(offset=(-10, -10))  # accuracy rises: keep bottom-right free
+        self.train_accuracy_curve = self.accuracy_plot.plot(name="train")
+        self.val_accuracy_curve = self.accuracy_plot.plot(name="validation")
+        self.lr_curve = self.lr_plot.plot()
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(True)
+        self.placeholder = pg.TextItem(
+            "No run yet: press Train", color="#707070", anchor=(0.5, 0.5)
+        )
+        self.loss_plot.addItem(self.placeholder, ignoreBounds=True)
+
+    def _layout_widgets(self) -> None:
+        toolbar = QToolBar("Plot actions", self)
+        toolbar.setObjectName("plotsToolbar")
+        self.export_png_action = self._action(
+            toolbar,
+            "exportPngAction",
+            "Save PNG…",
+            "Save the four plots as one PNG image",
+            lambda: self._ask_and_export("png"),
+        )
+        self.export_svg_action = self._action(
+            toolbar,
+            "exportSvgAction",
+            "Save SVG…",
+            "Save the four plots as one SVG vector image",
+            lambda: self._ask_and_export("svg"),
+        )
+        self.export_csv_action = self._action(
+            toolbar,
+            "exportCsvAction",
+            "Save CSV…",
+            "Save per-epoch metrics (and per-batch losses next to it)",
+            lambda: self._ask_and_export("csv"),
+        )
+        toolbar.addSeparator()
+        self.fit_action = self._action(
+            toolbar, "fitPlotsAction", "Fit", "Zoom every plot to show all its data", self.fit_all
+        )
+        self.presentation_action = self._action(
+            toolbar,
+            "presentationAction",
+            "Presentation",
+            "Larger text and thicker lines for a projector",
+            self.set_presentation_mode,
+        )
+        self.presentation_action.setCheckable(True)
+        grid = QGridLayout()
+        grid.setSpacing(6)
+        for index, plot in enumerate(self.plots()):
+            grid.addWidget(plot, index // 2, index % 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(toolbar)
+        layout.addLayout(grid, stretch=1)
+        for action in toolbar.actions():
+            self.addAction(action)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for plot in self.plots():  # right-click on a plot opens pyqtgraph's menu: extend that one
+            menu = plot.plotItem.vb.menu
+            menu.addSeparator()
+            for action in (self.export_png_action, self.export_svg_action, self.export_csv_action):
+                menu.addAction(action)
+
+    def _action(
+        self, toolbar: QToolBar, name: str, text: str, tip: str, slot: Callable[..., Any]
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        toolbar.addAction(action)
+        return action
+
+    def plots(self) -> list[pg.PlotWidget]:
+        return [self.loss_plot, self.epoch_loss_plot, self.accuracy_plot, self.lr_plot]
+
+    # styling ----------------------------------------------------------------
+    def set_presentation_mode(self, enabled: bool) -> None:
+        """Projector mode: bigger fonts, thicker lines and symbols."""
+        self.plot_style = PRESENTATION_STYLE if enabled else NORMAL_STYLE
+        self.presentation_action.setChecked(enabled)
+        style = self.plot_style
+        for plot in self.plots():
+            item = plot.plotItem
+            item.setTitle(item.titleLabel.text, size=f"{style.title_pt}pt", bold=True)
+            tick_font = QFont()
+            tick_font.setPointSize(style.font_pt)
+            for side in ("left", "bottom"):
+                axis = item.getAxis(side)
+                axis.setTickFont(tick_font)
+                axis.setLabel(axis.labelText, **{"font-size": f"{style.font_pt}pt"})
+            if item.legend is not None:
+                _resize_legend(item.legend, style.font_pt)
+        self.placeholder.setFont(_font(style.title_pt))
+        for hover in self._hovers.values():
+            hover.label.setFont(_font(style.font_pt))
+        self._style_curves()
+
+    def _style_curves(self) -> None:
+        width, size = self.plot_style.line_width, self.plot_style.symbol_size
+        raw = QColor(SKY_BLUE)
+        raw.setAlpha(150)
+        self.raw_loss_curve.setPen(pg.mkPen(raw, width=max(1.0, width / 2)))
+        self.smooth_loss_curve.setPen(pg.mkPen(BLUE, width=width))
+        for curve, colour, symbol, dash in (
+            (self.train_loss_curve, BLUE, "o", Qt.PenStyle.SolidLine),
+            (self.val_loss_curve, VERMILLION, "s", Qt.PenStyle.DashLine),
+            (self.train_accuracy_curve, BLUE, "o", Qt.PenStyle.SolidLine),
+            (self.val_accuracy_curve, VERMILLION, "s", Qt.PenStyle.DashLine),
+            (self.lr_curve, GREEN, "o", Qt.PenStyle.SolidLine),
+        ):
+            curve.setPen(pg.mkPen(colour, width=width, style=dash))
+            curve.setSymbol(symbol)
+            curve.setSymbolSize(size)
+            curve.setSymbolBrush(pg.mkBrush(colour))
+            curve.setSymbolPen(pg.mkPen("w", width=1))
+        for index, overlay in enumerate(self._overlays):
+            colour = OVERLAY_COLOURS[index % len(OVERLAY_COLOURS)]
+            for curve in overlay.items:
+                curve.setPen(pg.mkPen(colour, width=width, style=Qt.PenStyle.DotLine))
+
+    # data in ------------------------------------------------------------------
+    def reset(self, started: RunStarted | None = None) -> None:
+        """Forget the current run's data (overlays stay) and get ready for `started`."""
+        self._started = started
+        self._ema = math.nan
+        self._epoch_reports = []
+        for column in (*self._batch.values(), *self._epoch.values()):
+            column.clear()
+        for hover in self._hovers.values():
+            hover.hide()
+        self.placeholder.setText(
+            "No run yet: press Train" if started is None else "Waiting for the first batch…"
+        )
+        self._redraw_batches()
+        self._redraw_epochs()
+
+    def add_batches(self, reports: list[BatchReport]) -> None:
+        if not reports:
+            return
+        count = len(reports)
+        epochs = np.fromiter((r.epoch for r in reports), dtype=np.float64, count=count)
+        batches = np.fromiter((r.batch for r in reports), dtype=np.float64, count=count)
+        sizes = np.fromiter((max(1, r.batches) for r in reports), dtype=np.float64, count=count)
+        losses = np.fromiter((r.loss for r in reports), dtype=np.float64, count=count)
+        smoothed = _exponential_average(losses, self._ema)
+        self._ema = float(smoothed[-1])
+        for name, values in (
+            ("epoch", epochs),
+            ("batch", batches),
+            ("epoch_position", epochs - 1 + (batches + 1) / sizes),
+            ("loss", losses),
+            ("smoothed_loss", smoothed),
+        ):
+            self._batch[name].extend(values)
+        self._redraw_batches()
+
+    def add_epoch(self, report: EpochReport) -> None:
+        self._epoch_reports.append(report)
+        row = dataclasses.asdict(report)
+        for name in EPOCH_COLUMNS:
+            self._epoch[name].extend([_optional(row[name])])
+        self._redraw_epochs()
+        self._describe_for_screen_readers(report)
+
+    def _redraw_batches(self) -> None:
+        x = self._batch["epoch_position"].view()
+        self.raw_loss_curve.setData(x, self._batch["loss"].view())
+        self.smooth_loss_curve.setData(x, self._batch["smoothed_loss"].view())
+        self.placeholder.setVisible(len(x) == 0)
+        if len(x) == 0:
+            self.placeholder.setPos(0.5, 0.5)
+
+    def _redraw_epochs(self) -> None:
+        points = self.epoch_points()
+        epochs = points["epoch"]
+        for curve, name in (
+            (self.train_loss_curve, "train_loss"),
+            (self.val_loss_curve, "val_loss"),
+            (self.train_accuracy_curve, "train_accuracy"),
+            (self.val_accuracy_curve, "val_accuracy"),
+            (self.lr_curve, "lr"),
+        ):
+            known = np.isfinite(points[name])  # runs without validation leave gaps, not zeros
+            curve.setData(epochs[known], points[name][known])
+        self._frame_empty_epoch_plots(len(epochs) == 0)
+
+    def _frame_empty_epoch_plots(self, empty: bool) -> None:
+        """Before the first epoch, show the run's epoch span and 0-100 % instead of pyqtgraph's
+        0-1 default (which would read as "accuracy 0.5 %"); then hand back to auto-range."""
+        if empty and not self._overlays:
+            first = 1 if self._started is None else self._started.start_epoch
+            last = max(first + 1, 2 if self._started is None else self._started.epochs)
+            for plot in (self.epoch_loss_plot, self.accuracy_plot, self.lr_plot):
+                plot.setXRange(first, last, padding=0.05)
+            self.accuracy_plot.setYRange(0, 100, padding=0.02)
+            self._framed_empty = True
+        elif self._framed_empty:
+            for plot in (self.epoch_loss_plot, self.accuracy_plot, self.lr_plot):
+                plot.enableAutoRange()
+            self._framed_empty = False
+
+    def _describe_for_screen_readers(self, report: EpochReport) -> None:
+        val = "" if report.val_loss is None else f", validation loss {report.val_loss:.4f}"
+        self.epoch_loss_plot.setAccessibleDescription(
+            f"Epoch {report.epoch} of {report.epochs}: train loss {report.train_loss:.4f}{val}"
+        )
+        accuracy = [
+            f"{label} accuracy {value * 100:.2f}%"
+            for label, value in (
+                ("train", report.train_accuracy),
+                ("validation", report.val_accuracy),
+            )
+            if value is not None
+        ]
+        self.accuracy_plot.setAccessibleDescription(
+            f"Epoch {report.epoch}: " + (", ".join(accuracy) or "no accuracy for this loss")
+        )
+
+    # overlays (compare runs) ------------------------------------------------------
+    def add_overlay(self, name: str, history: Sequence[EpochReport]) -> None:
+        """Draw another run's per-epoch loss and accuracy as dotted lines named `name`."""
+        epochs = np.array([r.epoch for r in history], dtype=np.float64)
+        items = []
+        for plot, label, values in (
+            (self.epoch_loss_plot, "train", [r.train_loss for r in history]),
+            (self.epoch_loss_plot, "validation", [r.val_loss for r in history]),
+            (self.accuracy_plot, "train", [r.train_accuracy for r in history]),
+            (self.accuracy_plot, "validation", [r.val_accuracy for r in history]),
+        ):
+            scale = 100.0 if plot is self.accuracy_plot else 1.0
+            y = np.array([_optional(v, scale) for v in values], dtype=np.float64)
+            known = np.isfinite(y)
+            if known.any():
+                items.append(plot.plot(epochs[known], y[known], name=f"{name} {label}"))
+        self._overlays.append(_Overlay(name, items))
+        self._style_curves()
+
+    def clear_overlays(self) -> None:
+        for overlay in self._overlays:
+            for item in overlay.items:
+                for plot in (self.epoch_loss_plot, self.accuracy_plot):
+                    if item in plot.plotItem.items:
+                        plot.removeItem(item)
+        self._overlays = []
+
+    def overlay_names(self) -> list[str]:
+        return [overlay.name for overlay in self._overlays]
+
+    # read-only views ------------------------------------------------------------
+    def batch_curve_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(fractional epoch, loss) of every batch reported since the last reset (copies)."""
+        return self._batch["epoch_position"].view().copy(), self._batch["loss"].view().copy()
+
+    def smoothed_curve_data(self) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            self._batch["epoch_position"].view().copy(),
+            self._batch["smoothed_loss"].view().copy(),
+        )
+
+    def epoch_points(self) -> dict[str, np.ndarray]:
+        """Per-epoch values as drawn: losses, accuracies in percent, lr; NaN where not reported."""
+        points = {
+            name: self._epoch[name].view().copy()
+            for name in ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr")
+        }
+        points["train_accuracy"] *= 100.0
+        points["val_accuracy"] *= 100.0
+        return points
+
+    def hover_text(self, plot: str) -> str:
+        """What the hover label of `plot` ("loss", "epoch_loss", "accuracy", "lr") shows now."""
+        return self._hovers[plot].text()
+
+    # hover --------------------------------------------------------------------------
+    def _describe_batch(self, x: float) -> tuple[float, float, str] | None:
+        positions = self._batch["epoch_position"].view()
+        if len(positions) == 0:
+            return None
+        index = (
+            int(np.clip(np.searchsorted(positions, x), 1, len(positions) - 1))
+            if len(positions) > 1
+            else 0
+        )
+        if index > 0 and abs(positions[index - 1] - x) <= abs(positions[index] - x):
+            index -= 1
+        loss = self._batch["loss"].view()[index]
+        smoothed = self._batch["smoothed_loss"].view()[index]
+        epoch = int(self._batch["epoch"].view()[index])
+        batch = int(self._batch["batch"].view()[index])
+        text = f"epoch {epoch}, batch {batch}\nloss {loss:.4f}\nsmoothed {smoothed:.4f}"
+        return float(positions[index]), float(loss), text
+
+    def _epoch_describer(
+        self, series: list[tuple[str, str]], number: str
+    ) -> Callable[[float], tuple[float, float, str] | None]:
+        def describe(x: float) -> tuple[float, float, str] | None:
+            points = self.epoch_points()
+            epochs = points["epoch"]
+            if len(epochs) == 0:
+                return None
+            index = int(np.argmin(np.abs(epochs - x)))
+            lines = [f"epoch {int(epochs[index])}"]
+            for label, key in series:
+                value = points[key][index]
+                shown = "n/a" if not math.isfinite(value) else number.format(value)
+                lines.append(f"{label} {shown}" if len(series) > 1 else shown)
+            return float(epochs[index]), float(points[series[0][1]][index]), "\n".join(lines)
+
+        return describe
+
+    # view -------------------------------------------------------------------------
+    def fit_all(self) -> None:
+        for plot in self.plots():
+            plot.enableAutoRange()
+
+    # export ---------------------------------------------------------------------------
+    def export_png(self, path: str | Path) -> Path:
+        """All four plots in one PNG, laid out as on screen; written atomically."""
+        images = [self._plot_image(plot) for plot in self.plots()]
+        cell_w = max(image.width() for image in images)
+        cell_h = max(image.height() for image in images)
+        sheet = QImage(cell_w * 2, cell_h * 2, QImage.Format.Format_ARGB32)
+        sheet.fill(QColor("white"))
+        painter = QPainter(sheet)
+        for index, image in enumerate(images):
+            painter.drawImage(QPointF((index % 2) * cell_w, (index // 2) * cell_h), image)
+        painter.end()
+        target = Path(path)
+        with atomic_path(target) as temp:
+            writer = QImageWriter(
+                str(temp), QByteArray(b"png")
+            )  # temp's .tmp suffix names no format
+            if not writer.write(sheet):
+                raise OSError(f"could not write the PNG image {target}: {writer.errorString()}")
+        return target
+
+    def export_svg(self, path: str | Path) -> Path:
+        """All four plots in one SVG vector image, laid out as on screen; written atomically."""
+        parts = []
+        sizes = [self._plot_rect(plot) for plot in self.plots()]
+        cell_w = max(rect.width() for rect in sizes)
+        cell_h = max(rect.height() for rect in sizes)
+        for index, plot in enumerate(self.plots()):
+            exporter = pg.exporters.SVGExporter(plot.plotItem)
+            svg = exporter.export(toBytes=True).decode("utf-8")
+            x, y = (index % 2) * cell_w, (index // 2) * cell_h
+            parts.append(_svg_cell(svg, f"plot{index}", x, y, sizes[index]))
+        document = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+            '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
+            f' version="1.2" baseProfile="tiny" width="{2 * cell_w:g}" height="{2 * cell_h:g}"'
+            f' viewBox="0 0 {2 * cell_w:g} {2 * cell_h:g}">\n'
+            "<title>Torch Workbench training plots</title>\n" + "\n".join(parts) + "\n</svg>\n"
+        )
+        target = Path(path)
+        atomic_write_text(target, document)
+        return target
+
+    def export_csv(self, path: str | Path) -> list[Path]:
+        """Per-epoch metrics to `path` (metrics.csv columns) and per-batch losses to
+        `<stem>-batches.csv` beside it; both atomic. Returns the two paths."""
+        target = Path(path)
+        epochs = io.StringIO()
+        writer = csv.DictWriter(epochs, fieldnames=EPOCH_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for report in self._epoch_reports:
+            row = dataclasses.asdict(report)
+            writer.writerow({key: "" if row[key] is None else row[key] for key in EPOCH_COLUMNS})
+        batches = io.StringIO()
+        batch_writer = csv.writer(batches)
+        batch_writer.writerow(BATCH_COLUMNS)
+        columns = [self._batch[name].view() for name in BATCH_COLUMNS]
+        for epoch, batch, position, loss, smoothed in zip(*columns, strict=True):
+            batch_writer.writerow(
+                [int(epoch), int(batch), f"{position:.6g}", repr(float(loss)), f"{smoothed:.6g}"]
+            )
+        batch_target = target.with_name(f"{target.stem}-batches{target.suffix or '.csv'}")
+        atomic_write_text(target, epochs.getvalue())
+        atomic_write_text(batch_target, batches.getvalue())
+        return [target, batch_target]
+
+    def _plot_rect(self, plot: pg.PlotWidget) -> QRectF:
+        rect: QRectF = plot.plotItem.sceneBoundingRect()
+        return rect
+
+    def _plot_image(self, plot: pg.PlotWidget) -> QImage:
+        exporter = pg.exporters.ImageExporter(plot.plotItem)
+        exporter.parameters()["background"] = QColor("white")
+        image: QImage = exporter.export(toBytes=True)
+        return image
+
+    def _ask_and_export(self, kind: str) -> None:
+        filters = {
+            "png": "PNG image (*.png)",
+            "svg": "SVG image (*.svg)",
+            "csv": "CSV table (*.csv)",
+        }
+        name, _ = QFileDialog.getSaveFileName(self, "Save plots", f"training.{kind}", filters[kind])
+        if not name:
+            return
+        written: list[Path]
+        try:
+            if kind == "png":
+                written = [self.export_png(name)]
+            elif kind == "svg":
+                written = [self.export_svg(name)]
+            else:
+                written = self.export_csv(name)
+        except OSError as exc:
+            QMessageBox.warning(
+                self, "Could not save", f"Could not save {name}: {exc}. Choose another folder."
+            )
+            return
+        self.exported.emit(written)
+
+
+def _resize_legend(legend: pg.LegendItem, point_size: int) -> None:
+    """Re-add the entries: resizing labels in place leaves the rows as tall as before."""
+    entries = [(sample.item, label.text) for sample, label in legend.items]
+    legend.clear()
+    legend.setLabelTextSize(f"{point_size}pt")
+    for item, name in entries:
+        legend.addItem(item, name)
+
+
+def _font(point_size: int) -> QFont:
+    font = QFont()
+    font.setPointSize(point_size)
+    return font
+
+
+def _svg_cell(svg: str, prefix: str, x: float, y: float, rect: QRectF) -> str:
+    """One exported plot as a group translated to (x, y). Groups, not nested <svg> elements,
+    because Qt's own SVG renderer (SVG Tiny 1.2) skips nested documents; ids get `prefix` so
+    the four plots' clip paths do not collide."""
+    match = re.search(r"<svg\b[^>]*>(.*)</svg>", svg, flags=re.DOTALL)
+    body = match.group(1) if match else ""
+    body = re.sub(r"<(title|desc|style)>.*?</\1>", "", body, flags=re.DOTALL)
+    body = re.sub(r'<path\b[^>]*\sd=""[^>]*/>', "", body)  # empty curves; renderers reject d=""
+    # pyqtgraph paints the background as a 100% rect, which would cover the whole sheet
+    body = body.replace(
+        '<rect width="100%" height="100%"',
+        f'<rect width="{rect.width():g}" height="{rect.height():g}"',
+    )
+    body = re.sub(r'id="([^"]+)"', rf'id="{prefix}_\1"', body)
+    body = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}_\1)", body)
+    body = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}_\1"', body)
+    return f'<g transform="translate({x:g},{y:g})">{body}</g>'
