@@ -162,23 +162,27 @@ def pt2e_prepare(
         graph = export_graph(model, sample)
         quantizer = _quantizer(backend, observer, qat)
         prepared = prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
-        allow_exported_model_train_eval(prepared)  # .train()/.eval() switch dropout and BN
+        if qat:
+            # QAT trains then evaluates the graph: .train()/.eval() must swap dropout and BN.
+            # A static graph was exported in eval mode already, and that rewrite is slow.
+            allow_exported_model_train_eval(prepared)
     assert isinstance(prepared, torch.fx.GraphModule)
     return prepared
 
 
 def pt2e_observe(prepared: torch.fx.GraphModule, batches: Iterable[torch.Tensor]) -> None:
-    prepared.eval()
+    """Calibrate a static graph (exported in eval mode; exported graphs refuse .eval())."""
     with quiet(), torch.no_grad():
         for x in batches:
             prepared(x)
 
 
-def pt2e_convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+def pt2e_convert(prepared: torch.fx.GraphModule, *, qat: bool) -> torch.fx.GraphModule:
     with quiet():
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-        prepared.eval()
+        if qat:
+            prepared.eval()  # dropout and BatchNorm to their inference form first
         converted = convert_pt2e(prepared)
     assert isinstance(converted, torch.fx.GraphModule)
     return converted

@@ -24,7 +24,7 @@ from torch import nn
 
 from workbench.engine.atomic import atomic_write_text
 from workbench.engine.checkpoints.reconcile import load_strict
-from workbench.engine.datasets import make_loaders
+from workbench.engine.datasets import Loaders, make_loaders
 from workbench.engine.experiment import Experiment
 from workbench.engine.experiment_model import build_experiment_model
 from workbench.engine.optimization import make_loss, make_optimizer
@@ -114,14 +114,17 @@ def quantize_experiment(
     measure: MeasureSettings | None = None,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    loaders: Loaders | None = None,
 ) -> QuantizationOutcome:
     """Quantize, save to `output`, reload, and report; QuantizationCancelled when `stop` is set.
 
-    Nothing is left at `output` by a run that fails or is cancelled: the model is written under
-    a temporary name and moved into place with its report at the very end.
+    Calibration, QAT and the report use the experiment's data, or `loaders` when given (e.g.
+    synthetic batches where the dataset cannot be downloaded). Nothing is left at `output` by
+    a run that fails or is cancelled: the model is written under a temporary name and moved
+    into place with its report at the very end.
     """
     run = _Run(experiment, options, measure or MeasureSettings(), progress, stop)
-    return run.execute(state_dict, output)
+    return run.execute(state_dict, output, loaders)
 
 
 class _Run:
@@ -160,10 +163,10 @@ class _Run:
 
     # ------------------------------------------------------------------ the job
     def execute(
-        self, state_dict: Mapping[str, torch.Tensor], output: str | Path
+        self, state_dict: Mapping[str, torch.Tensor], output: str | Path, loaders: Loaders | None
     ) -> QuantizationOutcome:
         self.progress("loading data and the float model", 0.0)
-        self.loaders = make_loaders(self.experiment.data, self.experiment.train.seed)
+        self.loaders = loaders or make_loaders(self.experiment.data, self.experiment.train.seed)
         float_model = build_experiment_model(self.experiment).module
         load_strict(float_model, {k: v.detach().cpu() for k, v in state_dict.items()})
         float_model.eval()
@@ -330,7 +333,7 @@ class _Run:
             "PT2E int8 graphs run as quantize/dequantize around float kernels until "
             "torch.compile lowers them; the latency above is without compiling"
         )
-        return maintained.pt2e_convert(prepared), float_layers
+        return maintained.pt2e_convert(prepared, qat=qat), float_layers
 
     def _calibrate(self, observe: Callable[[list[torch.Tensor]], None]) -> None:
         for index, batch in enumerate(self.calibration):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,10 +109,14 @@ class Recipe:
         return cls(**args)
 
 
-def machine_backend() -> str:
-    """The quantized engine for this CPU: x86 (fbgemm + onednn) on Intel/AMD, qnnpack on ARM."""
-    engines = torch.backends.quantized.supported_engines
-    arm = platform.machine().lower() in ("arm64", "aarch64", "armv7l", "armv8l")
+def machine_backend(engines: Sequence[str] | None = None, machine: str | None = None) -> str:
+    """The quantized engine for this CPU: x86 (fbgemm + onednn) on Intel/AMD, qnnpack on ARM.
+
+    `engines` and `machine` default to what torch and the platform report.
+    """
+    engines = list(torch.backends.quantized.supported_engines if engines is None else engines)
+    machine = platform.machine() if machine is None else machine
+    arm = machine.lower() in ("arm64", "aarch64", "armv7l", "armv8l")
     preferred = ("qnnpack", "x86", "fbgemm") if arm else ("x86", "fbgemm", "qnnpack", "onednn")
     for name in preferred:
         if name in engines:
