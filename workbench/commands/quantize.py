@@ -22,6 +22,7 @@ from workbench.engine.quantization import (
     report_path_for,
     resolve_output,
 )
+from workbench.engine.quantization.recipe import check_backend
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.repeats < 1 or (args.threads is not None and args.threads < 1):
         raise QuantizationError("--repeats and --threads take a whole number of at least 1")
+    if options.backend is not None:
+        check_backend(options.backend)
     path, _reason = choose_path(options.method, options.path)
     target = resolve_output(args.output, options.method, path)
     if target.exists() and not args.force:

@@ -21,9 +21,9 @@ METHODS = ("dynamic", "static", "qat")
 PATHS = ("auto", "eager", "torchao", "pt2e")
 OBSERVERS = ("histogram", "minmax", "moving_average")
 METHOD_LABELS = {
-    "dynamic": "dynamic (int8 weights, activations quantized on the fly)",
-    "static": "static post-training (int8 weights and activations, calibrated)",
-    "qat": "quantization-aware training (int8, fine-tuned with fake quantization)",
+    "dynamic": "int8 weights, activations quantized on the fly",
+    "static": "post-training: int8 weights and activations, calibrated",
+    "qat": "quantization-aware training: fine-tuned with fake quantization, then int8",
 }
 # Which maintained-API path stands in for the eager API, per method.
 MAINTAINED_PATH = {"dynamic": "torchao", "static": "pt2e", "qat": "pt2e"}

@@ -175,7 +175,7 @@ class ReportCard:
 def report_lines(card: ReportCard) -> list[str]:
     how = f"{PATH_LABELS.get(card.path, card.path)}, {card.backend} backend"
     lines = [
-        f"Quantization report: {METHOD_LABELS.get(card.method, card.method)}",
+        f"Quantization report: {card.method} ({METHOD_LABELS.get(card.method, '')})",
         f"  path: {how}; {card.path_reason}" if card.path_reason else f"  path: {how}",
         f"  measured on {card.val_samples} validation samples of {card.dataset}, "
         f"CPU, {card.threads} thread{'s' * (card.threads != 1)}",
@@ -256,7 +256,7 @@ def _per_class_table(card: ReportCard) -> list[str]:
 def _options_table(options: Sequence[InferenceOption]) -> list[str]:
     baseline = next((o.latency for o in options if o.latency is not None), None)
     rows: list[tuple[str, ...]] = [
-        ("float model, inference option", "batch 1", "batch 64", "vs baseline", "how")
+        ("float model, inference option", "batch 1", "batch 64", "b64 vs baseline", "how")
     ]
     for option in options:
         if option.status == MEASURED and option.latency is not None:
