@@ -9,7 +9,7 @@ import statistics
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ class MeasureSettings:
     warmup: int = 5
     threads: int | None = None  # None: torch's current setting
     compile: bool = False
+    inference_options: bool = True  # also time the float model under each inference option
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,37 @@ def measure_latency(
         first = median_ms(lambda: model(batch1), settings.repeats, settings.warmup, stop)
         second = median_ms(lambda: model(batch64), settings.repeats, settings.warmup, stop)
     return Latency(first, second)
+
+
+def measure_side_by_side(
+    models: Sequence[Callable[[torch.Tensor], Any]],
+    batch1: torch.Tensor,
+    batch64: torch.Tensor,
+    settings: MeasureSettings,
+    *,
+    stop: threading.Event | None = None,
+) -> list[Latency]:
+    """Warm median latency of several models, their timed calls interleaved.
+
+    On a shared machine the load changes from second to second; alternating the models call
+    by call lets each see the same conditions, so their ratio is fair.
+    """
+    medians: dict[int, list[float]] = {}
+    with torch_threads(settings.threads), torch.inference_mode():
+        for size, batch in ((1, batch1), (64, batch64)):
+            for model in models:
+                for _ in range(settings.warmup):
+                    model(batch)
+            times: list[list[float]] = [[] for _ in models]
+            for _ in range(max(settings.repeats, 1)):
+                if stop is not None and stop.is_set():
+                    raise QuantizationCancelled("cancelled while measuring latency")
+                for index, model in enumerate(models):
+                    started = time.perf_counter()
+                    model(batch)
+                    times[index].append(time.perf_counter() - started)
+            medians[size] = [statistics.median(t) * 1000.0 for t in times]
+    return [Latency(medians[1][i], medians[64][i]) for i in range(len(models))]
 
 
 def has_conv2d(model: nn.Module) -> bool:

@@ -122,8 +122,12 @@ def export_graph(model: nn.Module, sample: torch.Tensor) -> torch.fx.GraphModule
 
 
 def _batch_of_two(sample: torch.Tensor) -> torch.Tensor:
-    """Export specialises a batch of one to a constant; two keeps the batch size symbolic."""
-    return sample[:2] if len(sample) >= 2 else torch.cat([sample, sample])[:2]
+    """Export specialises a batch of one to a constant; two keeps the batch size symbolic.
+
+    A copy, not a view: export saves its example input, and a view would drag the whole
+    calibration batch into the file.
+    """
+    return (sample[:2] if len(sample) >= 2 else torch.cat([sample, sample])[:2]).clone()
 
 
 def _quantizer(backend: str, observer: str, qat: bool) -> Any:
@@ -185,7 +189,23 @@ def pt2e_convert(prepared: torch.fx.GraphModule, *, qat: bool) -> torch.fx.Graph
             prepared.eval()  # dropout and BatchNorm to their inference form first
         converted = convert_pt2e(prepared)
     assert isinstance(converted, torch.fx.GraphModule)
+    _drop_unused_weights(converted)
     return converted
+
+
+def _drop_unused_weights(graph: torch.fx.GraphModule) -> None:
+    """convert_pt2e folds int8 copies of the weights into the graph but keeps the float
+    originals as attributes; left in, they would make the saved file larger than float."""
+    used = {str(node.target) for node in graph.graph.nodes if node.op == "get_attr"}
+    named = [*graph.named_parameters(), *graph.named_buffers()]
+    for name, _value in named:
+        if name in used:
+            continue
+        owner_name, _, attribute = name.rpartition(".")
+        owner = graph.get_submodule(owner_name) if owner_name else graph
+        delattr(owner, attribute)
+    graph.delete_all_unused_submodules()
+    graph.recompile()
 
 
 def pt2e_freeze(prepared: torch.fx.GraphModule) -> None:

@@ -32,7 +32,7 @@ from workbench.engine.quantization import legacy_eager, maintained
 from workbench.engine.quantization.latency import (
     MeasureSettings,
     inference_options,
-    measure_latency,
+    measure_side_by_side,
 )
 from workbench.engine.quantization.recipe import (
     MAINTAINED_PATH,
@@ -395,12 +395,14 @@ class _Run:
         after_load = evaluate(loaded, self.val_batches, loss, info.num_classes)
         identical = _same_predictions(before_save.predictions, after_load.predictions)
         batch1, batch64 = self._latency_inputs()
-        self.progress("measuring float latency", 0.65)
-        float_latency = measure_latency(float_model, batch1, batch64, self.measure, stop=self.stop)
-        self.progress("measuring int8 latency", 0.75)
-        int8_latency = measure_latency(loaded, batch1, batch64, self.measure, stop=self.stop)
-        self.progress("measuring inference options", 0.85)
-        options = inference_options(float_model, batch1, batch64, self.measure, self.stop)
+        self.progress("measuring float and int8 latency", 0.65)
+        float_latency, int8_latency = measure_side_by_side(
+            [float_model, loaded], batch1, batch64, self.measure, stop=self.stop
+        )
+        options = []
+        if self.measure.inference_options:
+            self.progress("measuring inference options", 0.85)
+            options = inference_options(float_model, batch1, batch64, self.measure, self.stop)
         return ReportCard(
             method=recipe.method,
             path=recipe.path,
