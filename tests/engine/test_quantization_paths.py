@@ -212,3 +212,25 @@ def test_torch_compile_is_measured_when_asked() -> None:
     row = {r.name: r for r in inference_options(model, x[:1], x, settings)}["torch.compile"]
     assert row.status in ("measured", "not available")
     assert (row.latency is not None) == (row.status == "measured")
+
+
+def test_dynamic_covers_lstm_and_gru_where_present() -> None:
+    class Recurrent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16, batch_first=True)
+            self.gru = nn.GRU(16, 16, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hidden, _ = self.gru(self.lstm(x)[0])
+            result: torch.Tensor = self.head(hidden[:, -1])
+            return result
+
+    torch.manual_seed(0)
+    model = Recurrent().eval()
+    x = torch.randn(4, 5, 8)
+    quantized = legacy_eager.quantize_dynamic(model, "x86")
+    kinds = {name: type(module).__module__ for name, module in quantized.named_children()}
+    assert all(kind.startswith("torch.ao.nn.quantized.dynamic") for kind in kinds.values())
+    assert torch.allclose(quantized(x), model(x), atol=0.05)
