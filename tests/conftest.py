@@ -14,6 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 CONTROLLERS_WITH_THREADS = (
     ("workbench.controllers.training_controller", "TrainingController"),
     ("workbench.controllers.background_task", "BackgroundTask"),
+    ("workbench.controllers.checkpoint_loader", "CheckpointLoader"),
 )
 
 ROOT = Path(__file__).resolve().parents[1]

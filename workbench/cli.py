@@ -20,6 +20,11 @@ def _verb_modules() -> list[str]:
     return sorted(info.name for info in pkgutil.iter_modules(workbench.commands.__path__))
 
 
+def _verbs() -> set[str]:
+    """Verb names as typed: module `export_script` is the verb `export-script`."""
+    return {name.replace("_", "-") for name in _verb_modules()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -41,7 +46,7 @@ def _wants_window(argv: Sequence[str]) -> bool:
     first = argv[0]
     if first in ("-h", "--help", "--version"):
         return False
-    return first not in _verb_modules()
+    return first not in _verbs()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,7 +45,7 @@ def gui_training(qtbot, tmp_path: Path, data_root: Path) -> tuple[float, np.ndar
     )
     train = dataclasses.replace(experiment.train, epochs=1, device="cpu")
     window.document.replace(dataclasses.replace(experiment, data=data, train=train), None)
-    qtbot.waitUntil(lambda: not window.data_panel.loader.is_busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.data_panel.is_loading, timeout=60_000)
 
     lateness: list[float] = []
     clock = QElapsedTimer()

@@ -14,3 +14,11 @@ def test_preview_of_points_and_images_adds_up() -> None:
     digits = preview_dataset(DataSpec(name="digits"), seed=1)
     assert digits.samples.shape[1:] == (1, 8, 8) and len(digits.samples) == 48
     assert digits.class_counts.sum() + digits.val_class_counts.sum() == 1797
+
+
+def test_describing_digits_without_loading_matches_loading() -> None:
+    from workbench.engine.datasets import describe_dataset, load_splits
+
+    for split in (0.2, 0.35):
+        spec = DataSpec(name="digits", val_split=split)
+        assert describe_dataset(spec) == load_splits(spec, seed=3).info

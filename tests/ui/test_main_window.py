@@ -58,7 +58,7 @@ def choose(widget: QWidget, data: str) -> None:
 
 
 def wait_for_preview(qtbot, main: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    qtbot.waitUntil(lambda: not main.data_panel.loader.is_busy, timeout=20_000)
+    qtbot.waitUntil(lambda: not main.data_panel.is_loading, timeout=20_000)
 
 
 def test_design_handles_exist(window: MainWindow) -> None:
@@ -214,3 +214,59 @@ def test_pause_step_and_resume(qtbot, window: MainWindow) -> None:  # type: igno
     qtbot.waitUntil(lambda: window.controller.trainer.step == 2)
     with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
         window.controller.stop()
+
+
+def test_a_checkpoint_opens_in_the_editor_tab_and_fits_the_stack(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from workbench.engine.experiment_model import build_experiment_model
+
+    module = build_experiment_model(window.document.experiment).module
+    path = tmp_path / "weights.pth"
+    torch.save({f"module.{k}": v for k, v in module.state_dict().items()}, path)
+    window.open_checkpoint(path)
+    editor = window.findChild(QWidget, "checkpointEditor")
+    assert window.tabs.currentWidget() is editor
+    qtbot.waitUntil(
+        lambda: len(window.checkpoint_editor.state_dict) == len(module.state_dict()), timeout=20_000
+    )
+    assert all(key.startswith("module.") for key in window.checkpoint_editor.state_dict)
+    window.checkpoint_editor.strip_wrappers()
+    assert set(window.checkpoint_editor.state_dict) == set(module.state_dict())
+
+
+def test_weights_load_into_the_stack_or_say_why_not(window: MainWindow, tmp_path: Path) -> None:
+    import torch
+
+    from workbench.engine.experiment_model import build_experiment_model
+
+    good = tmp_path / "good.pth"
+    torch.save(build_experiment_model(window.document.experiment).module.state_dict(), good)
+    assert window.load_weights_file(good)
+    assert window.initial_weights is not None
+    bad = tmp_path / "bad.pth"
+    torch.save({"0.weight": torch.zeros(3, 3)}, bad)
+    assert not window.load_weights_file(bad)
+    dialog = window.findChild(QMessageBox, "errorDialog")
+    assert "does not fit the current layer stack" in dialog.text()
+    dialog.close()
+
+
+def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.open_project(PRESETS / "toy-mlp.toml")
+    choose(window.training_panel.device, "cpu")
+    toggle = window.findChild(QWidget, "ddpToggle")
+    assert toggle.isEnabled()
+    toggle.setChecked(True)
+    assert window.document.experiment.train.ddp.enabled
+    with qtbot.waitSignal(window.process_controller.run_ended, timeout=180_000):
+        qtbot.mouseClick(window.findChild(QWidget, "trainButton"), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.process_controller.is_running, timeout=10_000)
+        assert not window.run_panel.pause_button.isEnabled()  # processes cannot pause
+    assert window.last_summary is not None
+    assert window.last_summary["world_size"] == 2
+    assert window.last_summary["train_accuracy"] == 1.0
+    assert "Epoch: 003/003" in window.log_view.text()
+    assert (window.last_run_dir / "model.pth").is_file()

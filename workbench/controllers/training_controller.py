@@ -91,6 +91,7 @@ class TrainingController(QObject):
     """Starts, pauses, steps and stops one in-process run at a time; `shutdown()` joins it."""
 
     _all_threads: ClassVar[weakref.WeakSet[QThread]] = weakref.WeakSet()
+    supports_pause = True
 
     run_started = Signal(object)
     batches_reported = Signal(list)

@@ -209,9 +209,28 @@ def _meta_module(layer: _Layer, resolved: Mapping[str, Any]) -> nn.Module:
         raise layer.bad_param(f"torch refuses these parameters: {_first_line(exc)}") from None
 
 
+CPU_CHECK_ELEMENTS = 16_000_000  # larger layers are checked on the meta device instead
+
+
+def _check_sample(layer: _Layer, module: nn.Module) -> torch.Tensor:
+    """A batch of 2 (BatchNorm needs > 1) on the CPU when small, else on the meta device.
+
+    The first meta-device forward imports torch's reference kernels (seconds), which would make
+    every start of the window slow; `to_empty` gives real but uninitialised memory instead, so
+    no weights are initialised and no random numbers are drawn.
+    """
+    shape = (2, *layer.input_shape)
+    tensors = [*module.parameters(), *module.buffers()]
+    elements = sum(t.numel() for t in tensors) + math.prod(shape)
+    if elements <= CPU_CHECK_ELEMENTS:
+        module.to_empty(device="cpu").eval()  # eval: Dropout would draw random numbers
+        return torch.zeros(shape)
+    return torch.empty(shape, device="meta")
+
+
 def _cross_check(layer: _Layer, module: nn.Module, expected: Shape) -> None:
-    """Run the layer on a meta tensor, so the rules can never silently disagree with torch."""
-    sample = torch.empty((2, *layer.input_shape), device="meta")  # 2: BatchNorm needs > 1
+    """Run the layer on a sample batch, so the rules can never silently disagree with torch."""
+    sample = _check_sample(layer, module)
     try:
         # Warnings here are about speed (e.g. 'same' padding with an even kernel), not shapes.
         with torch.no_grad(), warnings.catch_warnings():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 
 from workbench.controllers.background_task import BackgroundTask
 from workbench.engine.dataset_preview import DatasetPreview, preview_dataset
-from workbench.engine.datasets import CATALOGUE, OptionSpec, availability
+from workbench.engine.datasets import CATALOGUE, OptionSpec, availability, describe_dataset
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import DataSpec
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
@@ -46,6 +47,7 @@ CLASS_COLOURS = [
     "#000000",
 ]
 IMAGE_GRID_COLUMNS = 8
+PREVIEW_DELAY_MS = 250
 
 
 def option_editor(option: OptionSpec, value: Any) -> QWidget:
@@ -109,6 +111,12 @@ class DataPanel(QWidget):
         self.loader = BackgroundTask(self)
         self.loader.succeeded.connect(self._show_preview)
         self.loader.failed.connect(self._show_problem)
+        # Loading waits for a pause in typing, and never delays the window's first paint.
+        self._pending_preview: tuple[DataSpec, int] | None = None
+        self.preview_timer = QTimer(self)
+        self.preview_timer.setSingleShot(True)
+        self.preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self.preview_timer.timeout.connect(self._start_preview)
         self._build()
         document.changed.connect(self.refresh)
         self.refresh()
@@ -335,8 +343,34 @@ class DataPanel(QWidget):
         if self._previewed == (data, seed):
             return
         self._previewed = (data, seed)
+        self._announce_shape_early(data)
         self.status.setText("Loading the preview…")
+        self._pending_preview = (data, seed)
+        self.preview_timer.start()
+
+    def _start_preview(self) -> None:
+        if self._pending_preview is None:
+            return
+        data, seed = self._pending_preview
+        self._pending_preview = None
         self.loader.run(lambda: preview_dataset(data, seed))
+
+    @property
+    def is_loading(self) -> bool:
+        """True while a preview is waiting to start or being computed."""
+        return self.preview_timer.isActive() or self.loader.is_busy
+
+    def _announce_shape_early(self, data: DataSpec) -> None:
+        """Datasets that are cheap to describe tell the stack their shape at once,
+        so a freshly opened project is never checked against the previous dataset's shape."""
+        entry = CATALOGUE[data.name]
+        if entry.describe is None and entry.source != "bundled":
+            return  # the user's own files may be large: wait for the off-thread preview
+        try:
+            info = describe_dataset(data)
+        except WorkbenchError:
+            return  # the preview reports the problem
+        self.input_shape_changed.emit(tuple(info.input_shape))
 
     def _show_problem(self, message: str) -> None:
         self.preview = None

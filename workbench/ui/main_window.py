@@ -15,6 +15,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QKeySequence,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -24,14 +25,18 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QWidget,
 )
+from torch import nn
 
+from workbench.controllers.process_training_controller import ProcessTrainingController
 from workbench.controllers.training_controller import TrainingController
 from workbench.engine.devices import DeviceInfo, available_devices
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import load_experiment
 from workbench.engine.memory import memory_status_text
+from workbench.engine.model_builder import build_model
 from workbench.engine.reports import EpochReport, RunStarted
 from workbench.engine.weights import load_weights_for
+from workbench.ui.checkpoint_editor import CheckpointEditor
 from workbench.ui.data_panel import DataPanel
 from workbench.ui.error_dialog import show_error
 from workbench.ui.layer_stack_panel import LayerStackPanel
@@ -70,7 +75,9 @@ class MainWindow(QMainWindow):
         self.devices = devices if devices is not None else available_devices()
         self.runs_dir = runs_dir or default_runs_dir()
         self.document = ProjectDocument(parent=self)
-        self.controller = TrainingController(self)
+        self.local_controller = TrainingController(self)
+        self.process_controller = ProcessTrainingController(self)  # DDP runs through torchrun
+        self.controller: TrainingController | ProcessTrainingController = self.local_controller
         self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
         self.last_run_dir: Path | None = None
         self.last_summary: dict[str, object] | None = None
@@ -106,6 +113,8 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("mainTabs")
         self.tabs.addTab(self.plots, "&Training curves")
         self.tabs.addTab(self.model_view, "&Model")
+        self.checkpoint_editor = CheckpointEditor(model_provider=self._current_model)
+        self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.setCentralWidget(self.tabs)
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
@@ -114,16 +123,15 @@ class MainWindow(QMainWindow):
         self.data_dock = self._dock("Data", self.data_panel, left, "dataDock")
         self.tabifyDockWidget(self.layers_dock, self.data_dock)
         self.layers_dock.raise_()
-        self.run_dock = self._dock("Run", self.run_panel, right, "runDock")
+        self.run_dock = self._dock(
+            "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock"
+        )
         self.settings_dock = self._dock(
             "Training settings", self.training_panel, right, "trainingDock"
         )
         self.log_dock = self._dock(
             "Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea, "logDock"
         )
-        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([self.layers_dock, self.run_dock], [430, 380], horizontal)
-        self.resizeDocks([self.log_dock], [170], vertical)
 
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
@@ -180,7 +188,7 @@ class MainWindow(QMainWindow):
         self.redo_action.setShortcut(QKeySequence(keys.Redo))
         self.train_action = self._action("&Train", self.start_training, "F5", "Start training (F5)")
         self.stop_action = self._action(
-            "&Stop", self.controller.stop, "Shift+F5", "Stop after this batch"
+            "&Stop", self.stop_training, "Shift+F5", "Stop after this batch"
         )
         self.pause_action = self._action("&Pause / Resume", self.toggle_pause, "F6")
         self.step_action = self._action(
@@ -232,30 +240,33 @@ class MainWindow(QMainWindow):
         self._refresh_recent_menu()
 
     def _wire(self) -> None:
-        document, controller = self.document, self.controller
+        document = self.document
         document.changed.connect(self._update_title)
         document.dirty_changed.connect(lambda _dirty: self._update_title())
         document.path_changed.connect(lambda _path: self._update_title())
         document.changed.connect(self._update_train_allowed)
         document.layers_changed.connect(self._layers_changed)
+        document.layers_changed.connect(self.checkpoint_editor.refresh_model_availability)
+        self.checkpoint_editor.status_message.connect(self.statusBar().showMessage)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
 
         self.run_panel.train_requested.connect(self.start_training)
-        self.run_panel.stop_requested.connect(controller.stop)
-        self.run_panel.pause_requested.connect(controller.pause)
-        self.run_panel.resume_requested.connect(controller.resume)
+        self.run_panel.stop_requested.connect(self.stop_training)
+        self.run_panel.pause_requested.connect(self.toggle_pause)
+        self.run_panel.resume_requested.connect(self.toggle_pause)
         self.run_panel.step_requested.connect(self.step_training)
 
-        controller.run_started.connect(self._on_run_started)
-        controller.batches_reported.connect(self.plots.add_batches)
-        controller.batches_reported.connect(self.run_panel.add_batches)
-        controller.batches_reported.connect(self.log_view.add_batches)
-        controller.epoch_ended.connect(self._on_epoch_ended)
-        controller.log_received.connect(self.log_view.add_log)
-        controller.run_succeeded.connect(self._on_run_succeeded)
-        controller.run_failed.connect(self._on_run_failed)
-        controller.state_changed.connect(self._on_state_changed)
+        for controller in (self.local_controller, self.process_controller):
+            controller.run_started.connect(self._on_run_started)
+            controller.batches_reported.connect(self.plots.add_batches)
+            controller.batches_reported.connect(self.run_panel.add_batches)
+            controller.batches_reported.connect(self.log_view.add_batches)
+            controller.epoch_ended.connect(self._on_epoch_ended)
+            controller.log_received.connect(self.log_view.add_log)
+            controller.run_succeeded.connect(self._on_run_succeeded)
+            controller.run_failed.connect(self._on_run_failed)
+            controller.state_changed.connect(self._on_state_changed)
 
     # ------------------------------------------------------------------ projects
 
@@ -422,21 +433,40 @@ class MainWindow(QMainWindow):
         self.plots.reset(None)
         self.run_panel.reset(None)
         self.log_view.clear()
-        self.controller.start(
-            self.document.experiment, out_dir=self.last_run_dir, start_paused=start_paused
-        )
+        experiment = self.document.experiment
+        if experiment.train.ddp.enabled:
+            self.controller = self.process_controller
+            self.process_controller.start(experiment, out_dir=self.last_run_dir)
+        else:
+            self.controller = self.local_controller
+            self.local_controller.start(
+                experiment,
+                out_dir=self.last_run_dir,
+                start_paused=start_paused,
+                initial_weights=self.initial_weights,
+            )
+
+    def stop_training(self) -> None:
+        self.controller.stop()
 
     def step_training(self) -> None:
         """One optimizer step: of the running run, or of a new run that then waits paused."""
+        if self.document.experiment.train.ddp.enabled and not self.controller.is_running:
+            show_error(self, "Step", "Single steps need an in-process run; turn DDP off to step.")
+            return
         if not self.controller.is_running:
             self.start_training(start_paused=True)
-        self.controller.step()
+        if isinstance(self.controller, TrainingController):
+            self.controller.step()
 
     def toggle_pause(self) -> None:
-        if self.controller.state == "paused":
-            self.controller.resume()
-        elif self.controller.state == "running":
-            self.controller.pause()
+        controller = self.controller
+        if not isinstance(controller, TrainingController):
+            return
+        if controller.state == "paused":
+            controller.resume()
+        elif controller.state == "running":
+            controller.pause()
 
     def _on_run_started(self, report: RunStarted) -> None:
         self.plots.reset(report)
@@ -464,9 +494,16 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, state: str) -> None:
         self.run_panel.set_state(state)
         running = state != "idle"
+        pausable = self.controller.supports_pause or not running
+        self.run_panel.set_pausable(
+            pausable, "A DDP run lives in other processes: it can stop, not pause"
+        )
         self.stop_action.setEnabled(running)
-        self.pause_action.setEnabled(running)
-        self.save_weights_action.setEnabled(not running and self.controller.trainer is not None)
+        self.pause_action.setEnabled(running and pausable)
+        trained = (
+            isinstance(self.controller, TrainingController) and self.controller.trainer is not None
+        )
+        self.save_weights_action.setEnabled(not running and trained)
         self.open_run_folder_action.setEnabled(
             self.last_run_dir is not None and self.last_run_dir.exists()
         )
@@ -474,7 +511,9 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _update_status(self) -> None:
-        trainer = self.controller.trainer
+        trainer = (
+            self.local_controller.trainer if self.controller is self.local_controller else None
+        )
         device = (
             trainer.device_info.name
             if trainer is not None and hasattr(trainer, "device_info")
@@ -485,7 +524,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ weights and files
 
     def save_weights(self) -> None:
-        trainer = self.controller.trainer
+        trainer = self.local_controller.trainer
         if trainer is None or not hasattr(trainer, "model"):
             return
         path, _ = QFileDialog.getSaveFileName(
@@ -548,14 +587,18 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(Path(path))
 
     def open_checkpoint(self, path: Path) -> None:
-        """Shown in the checkpoint editor tab (added by the checkpoint editor feature)."""
-        opener = getattr(self, "checkpoint_opener", None)
-        if opener is None:
-            show_error(
-                self, "Checkpoint editor", f"Use `workbench inspect {path}` to see what is inside."
-            )
-            return
-        opener(path)
+        """Open a .pth/.safetensors in the checkpoint editor tab (loaded off the GUI thread)."""
+        self.tabs.setCurrentWidget(self.checkpoint_editor)
+        self.checkpoint_editor.open_file(path)
+
+    def _current_model(self) -> nn.Module | None:
+        """The current layer stack as a model, for the checkpoint editor's fit check."""
+        ok, _ = self.layer_panel.validity()
+        if not ok:
+            return None
+        return build_model(
+            self.document.experiment.model, self.layer_panel.model.input_shape
+        ).module
 
     # ------------------------------------------------------------------ drag and drop
 
@@ -579,8 +622,22 @@ class MainWindow(QMainWindow):
         state = self.settings.value("windowState")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        self._needs_default_docks = state is None or not self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._needs_default_docks:  # sizes only make sense once the window has its size
+            self._needs_default_docks = False
+            QTimer.singleShot(50, self._default_dock_sizes)
+
+    def _default_dock_sizes(self) -> None:
+        """Plots get the middle; side panels just what their forms need."""
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        width = max(self.width(), 1200)
+        self.resizeDocks(
+            [self.layers_dock, self.run_dock], [int(width * 0.27), int(width * 0.25)], horizontal
+        )
+        self.resizeDocks([self.run_dock, self.log_dock], [110, 170], vertical)
 
     def show_about(self) -> None:
         from workbench import __version__
@@ -592,10 +649,13 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.maybe_save():
+        if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
             event.ignore()
             return
-        self.controller.shutdown()
+        self.local_controller.shutdown()
+        self.process_controller.shutdown()
+        self.checkpoint_editor.shutdown()
+        self.data_panel.loader.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.recovery.clear()

@@ -440,6 +440,15 @@ class PlotsPanel(QWidget):
             known = np.isfinite(points[name])  # runs without validation leave gaps, not zeros
             curve.setData(epochs[known], points[name][known])
         self._frame_empty_epoch_plots(len(epochs) == 0)
+        self._frame_constant_lr(points["lr"])
+
+    def _frame_constant_lr(self, rates: np.ndarray) -> None:
+        """A constant learning rate auto-ranges to a meaningless +-400 band: show 0 to 2x it."""
+        known = rates[np.isfinite(rates)]
+        if known.size and np.ptp(known) <= 1e-12 * max(abs(float(known[0])), 1e-30):
+            self.lr_plot.setYRange(0.0, 2.0 * float(known[0]) or 1.0, padding=0.05)
+        else:
+            self.lr_plot.enableAutoRange(axis="y")
 
     def _frame_empty_epoch_plots(self, empty: bool) -> None:
         """Before the first epoch, show the run's epoch span and 0-100 % instead of pyqtgraph's

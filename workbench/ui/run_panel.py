@@ -43,6 +43,8 @@ class RunPanel(QWidget):
         self._clock = clock
         self._state = "idle"
         self._train_allowed = True
+        self._pausable = True
+        self._usual_tips: dict[str, str] = {}
         self._train_reason = ""
         self._started: RunStarted | None = None
         self._started_at = clock()
@@ -116,7 +118,9 @@ class RunPanel(QWidget):
         self.train_button.setEnabled(idle and self._train_allowed)
         self.step_button.setEnabled(state == "paused" or (idle and self._train_allowed))
         self.stop_button.setEnabled(not idle)
-        self.pause_button.setEnabled(not idle)
+        self.pause_button.setEnabled(not idle and self._pausable)
+        if not self._pausable:
+            self.step_button.setEnabled(False)
         paused = state == "paused"
         self.pause_button.setText("Resume" if paused else "Pause")
         self.pause_button.setAccessibleName("Resume training" if paused else "Pause training")
@@ -127,6 +131,14 @@ class RunPanel(QWidget):
                 else QStyle.StandardPixmap.SP_MediaPause
             )
         )
+
+    def set_pausable(self, pausable: bool, reason: str = "") -> None:
+        """Runs in other processes (DDP) cannot pause or step: disable both, saying why."""
+        self._pausable = pausable
+        for button in (self.pause_button, self.step_button):
+            original = self._usual_tips.setdefault(button.objectName(), button.toolTip())
+            button.setToolTip(original if pausable else reason)
+        self.set_state(self._state)
 
     def set_train_allowed(self, allowed: bool, reason: str = "") -> None:
         """Disable Train (and Step from idle) with `reason` as the tooltip, e.g. a broken layer stack."""
@@ -150,7 +162,9 @@ class RunPanel(QWidget):
     def _show(self, fraction: float, text: str) -> None:
         self._text = text
         self.progress.setValue(round(min(max(fraction, 0.0), 1.0) * PROGRESS_STEPS))
-        self.progress.setFormat(text.replace("%", "%%"))  # '%' starts a QProgressBar placeholder
+        self.progress.setFormat(
+            text
+        )  # only %p, %v and %m are placeholders; our "%" never precedes them
         self.progress.setToolTip(text)
 
     def _epoch_span(self) -> tuple[int, int]:

@@ -75,6 +75,18 @@ def _load_digits(spec: DataSpec, options: Options, seed: int) -> LoadedData:
     return vision.digits_splits(spec.val_split, seed)
 
 
+DIGITS_SAMPLES = 1797  # scikit-learn's bundled set; fixed, so describing needs no import of it
+
+
+def _describe_digits(spec: DataSpec, options: Options) -> DatasetInfo:
+    n_val = validation_count(DIGITS_SAMPLES, spec.val_split)
+    entry = CATALOGUE["digits"]
+    names = tuple(str(digit) for digit in range(10))
+    return DatasetInfo(
+        "digits", (1, 8, 8), names, DIGITS_SAMPLES - n_val, n_val, entry.kind, entry.description
+    )
+
+
 def _idx(kind: vision.TorchvisionSet) -> Callable[[DataSpec, Options, int], LoadedData]:
     def load(spec: DataSpec, options: Options, seed: int) -> LoadedData:
         return vision.idx_splits(kind, spec.root, spec.download, options, spec.in_memory)
@@ -182,6 +194,7 @@ _ENTRIES = (
         source=BUNDLED,
         fast_path=True,
         load=_load_digits,
+        describe=_describe_digits,
     ),
     _torchvision_entry(
         vision.MNIST,

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn import datasets as sk_datasets
 from torch.utils.data import TensorDataset
 
 from workbench.engine.datasets.base import OptionSpec
@@ -62,13 +61,17 @@ class PointSet:
 
 
 def _moons(options: Mapping[str, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    return sk_datasets.make_moons(  # type: ignore[no-any-return]
+    from sklearn.datasets import make_moons
+
+    return make_moons(  # type: ignore[no-any-return]
         n_samples=options["n_samples"], noise=options["noise"], random_state=options["seed"]
     )
 
 
 def _circles(options: Mapping[str, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    return sk_datasets.make_circles(  # type: ignore[no-any-return]
+    from sklearn.datasets import make_circles
+
+    return make_circles(  # type: ignore[no-any-return]
         n_samples=options["n_samples"],
         noise=options["noise"],
         factor=options["factor"],
@@ -77,7 +80,9 @@ def _circles(options: Mapping[str, Any]) -> tuple[np.ndarray[Any, Any], np.ndarr
 
 
 def _blobs(options: Mapping[str, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    x, y = sk_datasets.make_blobs(
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(
         n_samples=options["n_samples"],
         centers=options["classes"],
         cluster_std=options["noise"],

@@ -11,11 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sklearn import datasets as sk_datasets
 from torch.utils.data import Dataset, Subset, TensorDataset
-from torchvision import datasets as tv_datasets
-from torchvision import transforms
-from torchvision.datasets.utils import extract_archive
 
 from workbench.engine.atomic import atomic_path
 from workbench.engine.datasets.base import LoadedData, OptionSpec, split_indices, tensor_splits
@@ -24,12 +20,35 @@ from workbench.engine.errors import DatasetError
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
+# torchvision and scikit-learn take seconds to import: only the code that reads a dataset pays.
+def _tv_datasets() -> Any:
+    from torchvision import datasets
+
+    return datasets
+
+
+def _transforms() -> Any:
+    from torchvision import transforms
+
+    return transforms
+
+
+def _lazy_factory(class_name: str) -> Callable[..., Any]:
+    def make(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_tv_datasets(), class_name)(*args, **kwargs)
+
+    make.__name__ = make.__qualname__ = class_name  # torchvision's folder name, e.g. MNIST/raw
+    return make
+
+
 # --------------------------------------------------------------------------- digits
 
 
 def digits_splits(val_split: float, seed: int) -> LoadedData:
     """scikit-learn's bundled 8x8 digits as [1, 8, 8] images scaled from 0..16 to [0, 1]."""
-    digits = sk_datasets.load_digits()
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
     x = torch.as_tensor(digits.images, dtype=torch.float32).div(16.0).unsqueeze(1)
     y = torch.as_tensor(digits.target, dtype=torch.int64)
     train, val = tensor_splits(x, y, val_split, seed)
@@ -64,8 +83,8 @@ class TorchvisionSet:
     val_size: int
     source: str  # where a person gets the files by hand
 
-    def normalize(self) -> transforms.Normalize:
-        return transforms.Normalize(self.mean, self.std)
+    def normalize(self) -> Any:
+        return _transforms().Normalize(self.mean, self.std)
 
 
 MNIST_FILES = (
@@ -77,7 +96,7 @@ MNIST_FILES = (
 
 MNIST = TorchvisionSet(
     "mnist",
-    tv_datasets.MNIST,
+    _lazy_factory("MNIST"),
     (0.1307,),
     (0.3081,),
     (1, 28, 28),
@@ -88,18 +107,30 @@ MNIST = TorchvisionSet(
 )
 FASHION_MNIST = TorchvisionSet(
     "fashion-mnist",
-    tv_datasets.FashionMNIST,
+    _lazy_factory("FashionMNIST"),
     (0.2860,),
     (0.3530,),
     (1, 28, 28),
-    tuple(tv_datasets.FashionMNIST.classes),
+    # torchvision.datasets.FashionMNIST.classes, spelled out so describing needs no torchvision
+    (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     60_000,
     10_000,
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 )
 CIFAR10 = TorchvisionSet(
     "cifar10",
-    tv_datasets.CIFAR10,
+    _lazy_factory("CIFAR10"),
     (0.4914, 0.4822, 0.4465),
     (0.2470, 0.2435, 0.2616),
     (3, 32, 32),
@@ -188,6 +219,7 @@ def _download(kind: TorchvisionSet, destination: Path, fetch: Callable[[], Any])
 
 
 def _image_transform(kind: TorchvisionSet, normalize: bool) -> Callable[[Any], torch.Tensor]:
+    transforms = _transforms()
     steps: list[Any] = [transforms.ToTensor()]
     if normalize:
         steps.append(kind.normalize())
@@ -255,6 +287,8 @@ def _ensure_cifar_files(root: str, download: bool) -> None:
     archive = dataset_root(root) / CIFAR10_ARCHIVE
     if missing_cifar_files(root) and archive.is_file():
         try:
+            from torchvision.datasets.utils import extract_archive
+
             extract_archive(str(archive), str(dataset_root(root)))
         except (OSError, EOFError, ValueError) as exc:
             raise DatasetError(f"{archive}: cannot unpack it ({exc}); download it again") from None
@@ -314,6 +348,7 @@ def image_folder_splits(
     """ImageFolder at `path`, one subfolder per class; `train/` + `val/` (or `test/`) if there."""
     folder = _existing_folder(path)
     size, grayscale = options["image_size"], options["grayscale"]
+    transforms = _transforms()
     steps: list[Any] = [transforms.Resize((size, size))]
     if grayscale:
         steps.append(transforms.Grayscale(num_output_channels=1))
@@ -354,7 +389,7 @@ def _existing_folder(path: str | None) -> Path:
 
 def _image_folder(folder: Path, transform: Any) -> Any:
     try:
-        return tv_datasets.ImageFolder(str(folder), transform=transform)
+        return _tv_datasets().ImageFolder(str(folder), transform=transform)
     except FileNotFoundError:
         subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
         if not subfolders:
@@ -362,7 +397,7 @@ def _image_folder(folder: Path, transform: Any) -> Any:
                 f"{folder}: no class subfolders; put the images in one subfolder per class "
                 f"({folder}/cat/1.png, {folder}/dog/2.png, ...)"
             ) from None
-        extensions = tv_datasets.folder.IMG_EXTENSIONS
+        extensions = _tv_datasets().folder.IMG_EXTENSIONS
         empty = sorted(entry.name for entry in subfolders if not _has_images(entry, extensions))
         raise DatasetError(
             f"{folder}: no images in the class folder(s) {', '.join(empty)}; supported "

@@ -1,0 +1,346 @@
+"""Show the code: the exported script runs without Torch Workbench and trains the same thing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import PRESETS
+from tests.engine.test_datasets_files import fake_mnist
+from workbench.cli import build_parser
+from workbench.engine.errors import ExperimentError
+from workbench.engine.experiment import (
+    DDPSpec,
+    EarlyStoppingSpec,
+    Experiment,
+    LayerSpec,
+    ModelSpec,
+    SchedulerSpec,
+    load_experiment,
+    save_experiment,
+)
+from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.script_export import export_script, write_script
+from workbench.engine.trainer import Trainer
+
+FINAL = re.compile(r"Final validation accuracy: ([0-9.]+)%")
+EPOCH = re.compile(r"Val Loss: ([0-9.]+)")
+Run = tuple[Experiment, str, Path]  # experiment, what its script printed, its folder
+Runs = dict[str, Run]
+RUFF = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+
+
+def preset(name: str, **train: object) -> Experiment:
+    experiment = load_experiment(PRESETS / f"{name}.toml")
+    return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **train))
+
+
+# Runs every exported script in ONE fresh interpreter (torch imports once), each in its own
+# folder, with workbench made unimportable: the scripts must stand alone.
+DRIVER = """
+import contextlib, os, runpy, sys, traceback
+sys.modules["workbench"] = None  # `import workbench` raises ImportError from here on
+for folder in sys.argv[1:]:
+    os.chdir(folder)
+    with open("stdout.txt", "w") as out, contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path("train.py", run_name="__main__")
+        except BaseException:
+            traceback.print_exc(file=out)
+"""
+
+
+def csv_experiment(folder: Path) -> Experiment:
+    rows = ["a,b,label"] + [
+        f"{i % 7},{(i * 3) % 11 - 5},{'yes' if (i % 7) + ((i * 3) % 11 - 5) > 3 else 'no'}"
+        for i in range(60)
+    ]
+    table = folder / "table.csv"
+    table.write_text("\n".join(rows) + "\n")
+    moons = load_experiment(PRESETS / "moons-mlp.toml")
+    layers = (
+        LayerSpec("Linear", {"out_features": 8}),
+        LayerSpec("ReLU"),
+        LayerSpec("Linear", {"out_features": 2}),
+    )
+    return Experiment(
+        model=ModelSpec(layers=layers),
+        data=dataclasses.replace(
+            moons.data, name="csv", path=str(table), options={"standardize": True}, batch_size=8
+        ),
+        train=dataclasses.replace(
+            moons.train, epochs=3, device="cpu", loss="mse", optimizer="adamw", weight_decay=0.01
+        ),
+    )
+
+
+def mnist_experiment(folder: Path) -> Experiment:
+    fake_mnist(folder, train=24, test=8)
+    experiment = preset("mnist-cnn", epochs=2, device="cpu")
+    data = dataclasses.replace(experiment.data, root=str(folder), batch_size=8)
+    return dataclasses.replace(experiment, data=data)
+
+
+def kitchen_sink() -> Experiment:
+    return preset(
+        "moons-mlp",
+        epochs=4,
+        device="cpu",
+        precision="bf16-mixed",
+        accumulate_grad_batches=3,
+        gradient_clip_val=0.5,
+        optimizer="sgd",
+        momentum=0.9,
+        nesterov=True,
+        lr=0.05,
+        scheduler=SchedulerSpec(name="onecycle"),
+        early_stopping=EarlyStoppingSpec(monitor="val_accuracy", patience=2),
+    )
+
+
+def ddp_experiment() -> Experiment:
+    return preset(
+        "moons-mlp", epochs=2, device="cpu", accumulate_grad_batches=2, ddp=DDPSpec(enabled=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Each case: (experiment, what its script printed, its folder)."""
+    root = tmp_path_factory.mktemp("scripts")
+    cases = {
+        "toy-mlp": preset("toy-mlp"),
+        "digits-mlp": preset("digits-mlp", epochs=3),
+        "mnist-cnn": mnist_experiment(root / "mnist-data"),
+        "kitchen-sink": kitchen_sink(),
+        "ddp": ddp_experiment(),
+        "csv": csv_experiment(root),
+    }
+    folders = []
+    for name, experiment in cases.items():
+        folder = root / name
+        folder.mkdir()
+        (folder / "train.py").write_text(export_script(experiment))
+        folders.append(str(folder))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["OMP_NUM_THREADS"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, *folders],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {
+        name: (experiment, (root / name / "stdout.txt").read_text(), root / name)
+        for name, experiment in cases.items()
+    }
+
+
+def engine_run(experiment: Experiment) -> tuple[dict[str, object], Trainer]:
+    trainer = Trainer(experiment)
+    return trainer.fit(), trainer
+
+
+def assert_same_run(run: Run, experiment: Experiment | None = None) -> str:
+    """The script printed the engine's final accuracy (within 1 point) and validation loss."""
+    script_experiment, output, folder = run
+    script = (folder / "train.py").read_text()
+    assert "import workbench" not in script and "from workbench" not in script
+    assert "Traceback" not in output, output[-3000:]
+    summary, trainer = engine_run(experiment or script_experiment)
+    final = FINAL.search(output)
+    assert final is not None, output[-2000:]
+    assert float(final.group(1)) == pytest.approx(100 * float(summary["val_accuracy"]), abs=1.0)
+    last_val_loss = float(EPOCH.findall(output)[-1])
+    assert last_val_loss == pytest.approx(float(summary["val_loss"]), abs=2e-4)
+    weights = torch.load(folder / "model.pth", weights_only=True)
+    assert weights.keys() == trainer.model.state_dict().keys()
+    return output
+
+
+def test_toy_mlp_script_runs_standalone_and_matches_the_engine(runs: Runs) -> None:
+    output = assert_same_run(runs["toy-mlp"])
+    assert "Final validation accuracy: 100.00%" in output
+    assert "Total number of trainable model parameters: 752" in output
+
+
+def test_digits_mlp_script_runs_standalone_and_matches_the_engine(runs: Runs) -> None:
+    assert_same_run(runs["digits-mlp"])
+
+
+def test_mnist_cnn_script_with_dropout_scheduler_and_torchvision_files(runs: Runs) -> None:
+    output = assert_same_run(runs["mnist-cnn"])
+    script = export_script(runs["mnist-cnn"][0])
+    assert "nn.Conv2d(1, 32, kernel_size=3)" in script
+    assert "StepLR(optimizer, step_size=1, gamma=0.7)" in script
+    assert "LR: 0.7" in output  # the schedule stepped after epoch 1
+
+
+def test_accumulation_bf16_clipping_onecycle_and_early_stopping_match_the_engine(
+    runs: Runs,
+) -> None:
+    script = export_script(runs["kitchen-sink"][0])
+    assert "torch.autocast(device_type=device.type, dtype=torch.bfloat16)" in script
+    assert "(loss / ACCUMULATE_GRAD_BATCHES).backward()" in script
+    assert "clip_grad_norm_(model.parameters(), GRADIENT_CLIP_VAL)" in script
+    assert "OneCycleLR(" in script and "bad_epochs >= 2" in script
+    assert_same_run(runs["kitchen-sink"])
+
+
+def test_ddp_script_is_torchrun_ready_and_runs_as_a_one_process_group(runs: Runs) -> None:
+    experiment = runs["ddp"][0]
+    script = export_script(experiment)
+    assert "torchrun --nproc_per_node=2 train.py" in script
+    assert "dist.init_process_group(" in script and "DistributedDataParallel(model)" in script
+    assert "model.no_sync()" in script and "sampler.set_epoch(epoch)" in script
+    assert "dist.all_reduce(totals)" in script
+    # One process: DistributedSampler's permutation is the engine's, so the runs agree.
+    single = dataclasses.replace(
+        experiment, train=dataclasses.replace(experiment.train, ddp=DDPSpec(enabled=False))
+    )
+    assert_same_run(runs["ddp"], single)
+
+
+def test_csv_script_reads_and_standardises_the_table_like_the_engine(runs: Runs) -> None:
+    script = export_script(runs["csv"][0])
+    assert "nn.functional.mse_loss(output, float_targets(output, target))" in script
+    assert "torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)" in script
+    assert_same_run(runs["csv"])
+
+
+def test_the_script_builds_the_engines_model_with_the_same_initial_weights() -> None:
+    experiment = preset("mnist-cnn")
+    namespace: dict[str, object] = {"__name__": "exported"}
+    exec(compile(export_script(experiment), "train.py", "exec"), namespace)
+    torch.manual_seed(7)
+    theirs = namespace["build_model"]()  # type: ignore[operator]
+    torch.manual_seed(7)
+    ours = build_experiment_model(experiment).module
+    assert str(theirs) == str(ours)
+    for (name, a), (_, b) in zip(
+        ours.state_dict().items(), theirs.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [
+            ("Conv1d", {"out_channels": 4, "kernel_size": 3, "padding": "same"}),
+            ("BatchNorm1d", {}),
+            ("GELU", {"approximate": "tanh"}),
+            ("AdaptiveAvgPool1d", {"output_size": 2}),
+            ("Flatten", {}),
+            ("Linear", {"out_features": 3, "bias": False}),
+            ("Softmax", {"dim": 1}),
+        ],
+        [
+            ("Conv2d", {"out_channels": 4, "kernel_size": [3, 2], "stride": 2}),
+            ("MaxPool2d", {"kernel_size": 2, "ceil_mode": True}),
+            ("Dropout2d", {"p": 0.1}),
+            ("Flatten", {}),
+            ("LayerNorm", {}),
+            ("LeakyReLU", {"negative_slope": 0.2}),
+            ("Linear", {"out_features": 1}),
+        ],
+    ],
+)
+def test_every_layer_kind_is_written_as_torch_code_and_the_script_is_lint_clean(
+    layers: list[tuple[str, dict[str, object]]], tmp_path: Path
+) -> None:
+    shape = (1, 12) if layers[0][0] == "Conv1d" else (3, 16, 16)
+    experiment = Experiment(
+        model=ModelSpec(layers=tuple(LayerSpec(t, p) for t, p in layers), input_shape=shape),
+        data=load_experiment(PRESETS / "digits-mlp.toml").data,
+        train=dataclasses.replace(
+            load_experiment(PRESETS / "digits-mlp.toml").train,
+            loss="bce_with_logits",
+            precision="16-mixed",
+            scheduler=SchedulerSpec(name="reduce_on_plateau"),
+            ddp=DDPSpec(enabled=True, nproc_per_node=4),
+        ),
+    )
+    script = export_script(experiment)
+    namespace: dict[str, object] = {"__name__": "exported"}
+    exec(compile(script, "train.py", "exec"), namespace)
+    torch.manual_seed(0)
+    theirs = namespace["build_model"]()  # type: ignore[operator]
+    torch.manual_seed(0)
+    assert str(theirs) == str(build_experiment_model(experiment).module)
+    assert "scaler.scale(loss).backward()" in script and "GradScaler" in script
+    (tmp_path / "train.py").write_text(script)
+    if not Path(RUFF).exists():
+        pytest.skip("ruff is not installed")
+    lint = subprocess.run(
+        [
+            RUFF,
+            "check",
+            "--isolated",
+            "--line-length",
+            "100",
+            "--select",
+            "E,F,W,I,B,UP",
+            str(tmp_path / "train.py"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert lint.returncode == 0, lint.stdout
+
+
+@pytest.mark.parametrize(
+    "name", ["toy-mlp", "moons-mlp", "spirals-mlp", "fashion-mnist-mlp", "mnist-cnn"]
+)
+def test_preset_scripts_are_lint_clean(name: str, tmp_path: Path) -> None:
+    if not Path(RUFF).exists():
+        pytest.skip("ruff is not installed")
+    path = write_script(preset(name), tmp_path / "train.py", f"{name}.toml")
+    lint = subprocess.run(
+        [
+            RUFF,
+            "check",
+            "--isolated",
+            "--line-length",
+            "100",
+            "--select",
+            "E,F,W,I,B,UP",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert lint.returncode == 0, lint.stdout
+    assert f"exported from {name}.toml" in path.read_text()
+
+
+def test_export_script_verb_writes_prints_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment_file = tmp_path / "exp.toml"
+    save_experiment(preset("toy-mlp"), experiment_file)
+    parser = build_parser()
+    out = tmp_path / "train.py"
+    args = parser.parse_args(["export-script", str(experiment_file), "-o", str(out)])
+    assert args.run(args) == 0
+    assert out.read_text() == export_script(preset("toy-mlp"), str(experiment_file))
+    assert f"run it with: python {out}" in capsys.readouterr().out
+    with pytest.raises(ExperimentError, match="--force"):
+        args.run(args)
+    args = parser.parse_args(["export-script", str(experiment_file)])
+    assert args.run(args) == 0
+    assert "def build_model():" in capsys.readouterr().out
+    args = parser.parse_args(["export-script", str(experiment_file), "-o", str(tmp_path / "x.txt")])
+    with pytest.raises(ExperimentError, match=r"\.py suffix"):
+        args.run(args)

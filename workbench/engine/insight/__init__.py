@@ -1,0 +1,1 @@
+"""Teaching and insight: what a model predicts, where it errs, and what happens inside it."""

@@ -1,0 +1,81 @@
+"""Inline banners above the tree: errors, refusals and one-click fixes, never a modal traceback."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+# Background, border and text colours per kind; readable on light and dark themes alike.
+KIND_COLOURS = {
+    "error": ("#fdecea", "#d93025", "#5f1a14"),
+    "warning": ("#fff4ce", "#c69500", "#4d3b00"),
+    "info": ("#e8f0fe", "#1a73e8", "#0b2e5c"),
+}
+
+
+class Banner(QFrame):
+    """A coloured strip with a message, optional action buttons and a close button."""
+
+    closed = Signal()
+
+    def __init__(self, name: str, kind: str = "info", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.setAccessibleName(name)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(10, 6, 6, 6)
+        text_column = QVBoxLayout()
+        self.label = QLabel()
+        self.label.setObjectName(f"{name}Text")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        text_column.addWidget(self.label)
+        outer.addLayout(text_column, 1)
+        self.button_row = QHBoxLayout()
+        outer.addLayout(self.button_row)
+        close = QToolButton()
+        close.setObjectName(f"{name}Close")
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Hide this message")
+        close.clicked.connect(self._close)
+        outer.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.set_kind(kind)
+        self.hide()
+
+    def set_kind(self, kind: str) -> None:
+        background, border, text = KIND_COLOURS[kind]
+        self.setStyleSheet(
+            f"#{self.objectName()} {{ background: {background}; border: 1px solid {border}; "
+            f"border-radius: 4px; }} #{self.objectName()} QLabel {{ color: {text}; }}"
+        )
+
+    def add_button(self, name: str, text: str, tooltip: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setAccessibleName(name)
+        button.setToolTip(tooltip)
+        self.button_row.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        return button
+
+    def show_message(self, text: str, rich: bool = False) -> None:
+        self.label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
+        self.label.setText(text)
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return self.label.text()
+
+    def _close(self) -> None:
+        self.hide()
+        self.closed.emit()

@@ -1,0 +1,1 @@
+"""Teaching and insight views: boundary, evaluation, predict, model probe, autograd graph, doctor."""
