@@ -15,6 +15,7 @@ CONTROLLERS_WITH_THREADS = (
     ("workbench.controllers.training_controller", "TrainingController"),
     ("workbench.controllers.background_task", "BackgroundTask"),
     ("workbench.controllers.checkpoint_loader", "CheckpointLoader"),
+    ("workbench.controllers.quantization_controller", "QuantizationController"),
 )
 
 ROOT = Path(__file__).resolve().parents[1]

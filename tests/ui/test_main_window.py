@@ -116,6 +116,9 @@ def test_build_toy_mlp_in_the_ui_train_and_watch(qtbot, window: MainWindow) -> N
     assert "Epoch: 003/003 | Batch 001/002 | Train/Val Loss: " in log
     assert (window.last_run_dir / "model.pth").is_file()
     assert train_button.isEnabled() and not window.findChild(QWidget, "stopButton").isEnabled()
+    assert (
+        window.quantization_panel.unavailable_reason() is None
+    )  # the trained model can be quantized
 
 
 def test_invalid_stack_disables_train_and_marks_the_row(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

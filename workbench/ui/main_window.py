@@ -33,7 +33,7 @@ from workbench.controllers.process_training_controller import ProcessTrainingCon
 from workbench.controllers.training_controller import TrainingController
 from workbench.engine.devices import DeviceInfo, available_devices
 from workbench.engine.errors import WorkbenchError
-from workbench.engine.experiment import load_experiment
+from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.memory import memory_status_text
 from workbench.engine.model_builder import build_model
 from workbench.engine.reports import EpochReport, RunStarted
@@ -48,6 +48,7 @@ from workbench.ui.log_view import LogView
 from workbench.ui.model_view import ModelView
 from workbench.ui.plots import PlotsPanel
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.quantization_panel import QuantizationPanel
 from workbench.ui.recovery import RecoveryStore
 from workbench.ui.run_panel import RunPanel
 from workbench.ui.training_panel import TrainingPanel
@@ -120,6 +121,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.model_view, "&Model")
         self.checkpoint_editor = CheckpointEditor(model_provider=self._current_model)
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
+        self.quantization_panel = QuantizationPanel(self._trained_model)
+        self.tabs.addTab(self.quantization_panel, "&Quantize")
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()
@@ -281,6 +284,7 @@ class MainWindow(QMainWindow):
 
         self.welcome.train_requested.connect(self.start_training)
         self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)
+        self.welcome.quantize_requested.connect(self.show_quantization)
         self.run_panel.train_requested.connect(self.start_training)
         self.run_panel.stop_requested.connect(self.stop_training)
         self.run_panel.pause_requested.connect(self.toggle_pause)
@@ -510,6 +514,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_succeeded(self, summary: dict[str, object]) -> None:
         self.last_summary = summary
+        self.quantization_panel.refresh()
         self.log_view.add_summary(summary)
         self.run_panel.show_finished(summary)
         self.statusBar().showMessage(
@@ -583,6 +588,7 @@ class MainWindow(QMainWindow):
         self.log_view.add_log(
             f"Loaded {len(self.initial_weights)} tensors from {path}; the next run starts from them"
         )
+        self.quantization_panel.refresh()
         self.statusBar().showMessage(f"Loaded weights from {path}", 8000)
         return True
 
@@ -620,6 +626,17 @@ class MainWindow(QMainWindow):
         """Open a .pth/.safetensors in the checkpoint editor tab (loaded off the GUI thread)."""
         self.tabs.setCurrentWidget(self.checkpoint_editor)
         self.checkpoint_editor.open_file(path)
+
+    def _trained_model(self) -> tuple[Experiment, dict[str, Any] | None]:
+        """What the quantization lab works on: the last finished run, else loaded weights."""
+        trainer = self.local_controller.trainer
+        if trainer is not None and not self.controller.is_running and trainer.history:
+            return trainer.experiment, trainer.model.state_dict()
+        return self.document.experiment, self.initial_weights
+
+    def show_quantization(self) -> None:
+        self.tabs.setCurrentWidget(self.quantization_panel)
+        self.quantization_panel.refresh()
 
     def _current_model(self) -> nn.Module | None:
         """The current layer stack as a model, for the checkpoint editor's fit check."""
@@ -696,6 +713,7 @@ class MainWindow(QMainWindow):
         self.local_controller.shutdown()
         self.process_controller.shutdown()
         self.checkpoint_editor.shutdown()
+        self.quantization_panel.controller.shutdown()
         self.data_panel.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
