@@ -336,3 +336,25 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(tmp_path: Path) ->
     with pytest.raises(CheckpointError, match="not a safe Torch Workbench checkpoint"):
         load_run_checkpoint(path)
     assert not marker.exists()
+
+
+def test_convolutional_models_train_in_channels_last_and_match_contiguous() -> None:
+    cnn = ModelSpec(
+        layers=(
+            LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3}),
+            LayerSpec("ReLU"),
+            LayerSpec("Flatten"),
+            LayerSpec("Linear", {"out_features": 10}),
+        )
+    )
+    data = DataSpec(name="digits", batch_size=64, val_batch_size=512)
+    fast, _ = fit(experiment(model=cnn, data=data, epochs=1))
+    plain, _ = fit(experiment(model=cnn, data=data, epochs=1, memory_format="contiguous"))
+    assert fast.channels_last and not plain.channels_last
+    assert fast.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for key, value in plain.model.state_dict().items():
+        torch.testing.assert_close(
+            fast.model.state_dict()[key].contiguous(), value, rtol=1e-4, atol=1e-5
+        )
+    mlp_trainer, _ = fit(experiment())
+    assert not mlp_trainer.channels_last

@@ -176,6 +176,10 @@ class TrainSpec:
     device: str = "auto"
     precision: str = field(default="32-true", metadata=_choices(*PRECISIONS))
     accumulate_grad_batches: int = field(default=1, metadata=_range(1, 65_536))
+    # auto: channels_last for models with 2-D convolutions (faster conv kernels on CPU and GPU)
+    memory_format: str = field(
+        default="auto", metadata=_choices("auto", "contiguous", "channels_last")
+    )
     gradient_clip_val: float | None = field(default=None, metadata=_range(0.0))
     early_stopping: EarlyStoppingSpec | None = None
     ddp: DDPSpec = field(default_factory=DDPSpec)

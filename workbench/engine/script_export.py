@@ -83,6 +83,10 @@ class _Script:
         self.experiment = experiment
         self.source = source
         self.data, self.train = experiment.data, experiment.train
+        self.channels_last = self.train.memory_format == "channels_last" or (
+            self.train.memory_format == "auto"
+            and any(layer.type == "Conv2d" for layer in experiment.model.layers)
+        )  # the same rule as the engine's uses_channels_last
         self.built = build_experiment_model(experiment)
         self.options = dataset_options(experiment.data)
         self.ddp = self.train.ddp.enabled
@@ -713,6 +717,11 @@ class _Script:
             line
             for line in [
                 "x, y = x.to(device), y.to(device)",
+                *(
+                    ["x = x.contiguous(memory_format=torch.channels_last)"]
+                    if self.channels_last
+                    else []
+                ),
                 boundary,
                 pass_lines,
                 "loss_value = loss.item()",
@@ -745,6 +754,11 @@ class _Script:
         )
 
     def _evaluate(self) -> str:
+        channels_last_line = (
+            "\n" + " " * 24 + "x = x.contiguous(memory_format=torch.channels_last)"
+            if self.channels_last
+            else ""
+        )
         autocast = self._autocast()
         context = "torch.inference_mode()" + (f", {autocast}" if autocast else "")
         return _block(
@@ -755,7 +769,7 @@ class _Script:
                 loss_sum, correct, samples = 0.0, 0, 0
                 with {context}:
                     for x, y in loader:
-                        x, y = x.to(device), y.to(device)
+                        x, y = x.to(device), y.to(device){channels_last_line}
                         output = model(x)
                         loss_sum += loss_fn(output, y).item() * len(y)
                         correct += count_correct(output, y)
@@ -826,7 +840,13 @@ class _Script:
         add(f'{say}(f"{{sizes}}; classes: {{class_names}}")')
         add("")
         add("torch.manual_seed(SEED)  # the initial weights depend on the seed alone")
-        add("model = build_model().to(device)")
+        if self.channels_last:
+            add(
+                "# channels_last memory: faster 2-D convolutions (inputs are converted in the loop)"
+            )
+            add("model = build_model().to(device, memory_format=torch.channels_last)")
+        else:
+            add("model = build_model().to(device)")
         add(f"{say}(model)")
         add("trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)")
         add(f'{say}(f"Total number of trainable model parameters: {{trainable}}")')
