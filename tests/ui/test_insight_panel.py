@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from tests.conftest import PRESETS
@@ -209,3 +211,34 @@ def test_shutdown_unregisters_the_panel_from_the_controller(qtbot: QtBot, rig: R
     with qtbot.waitSignal(controller.run_ended, timeout=60_000):
         controller.start(document.experiment)
     assert panel.context is None and panel.boundary.history.epochs == []
+
+
+def test_the_boundary_tab_after_22_epochs_is_a_real_picture(
+    qtbot: QtBot, rig: Rig, tmp_path: Path
+) -> None:
+    """WORKBENCH_SCREENSHOTS=docs/img refreshes docs/img/insight-panel.png."""
+    panel = rig[0]
+    folder = os.environ.get("WORKBENCH_SCREENSHOTS")
+    path = (Path(folder) if folder else tmp_path) / "insight-panel.png"
+    train(qtbot, rig, preset("moons-mlp", 22))
+    panel.resize(1000, 680)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.grab().save(str(path))
+    image = QImage(str(path))
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, 600, 7)}
+    assert image.width() == 1000 and len(colours) > 50, "the picture looks blank"
+    assert panel.boundary.epoch_label.text() == "epoch 22"
+
+
+def test_live_frames_show_without_entering_the_replay_history(qtbot: QtBot, rig: Rig) -> None:
+    panel = rig[0]
+    train(qtbot, rig)
+    frame = dataclasses.replace(panel.boundary.history.at(1))  # any grid will do
+    panel.relay.grid_ready.emit(3, 9, frame)  # batch 9 of epoch 3: a live frame
+    assert panel.boundary.current is frame
+    assert panel.boundary.history.epochs == [0, 1, 2, 3]
+    panel.boundary.follow.setChecked(False)  # the user is replaying: live frames wait
+    panel.boundary.show_epoch(2)
+    panel.relay.grid_ready.emit(3, 10, dataclasses.replace(frame))
+    assert panel.boundary.current is panel.boundary.history.at(2)

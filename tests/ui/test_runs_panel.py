@@ -14,6 +14,8 @@ from pytestqt.qtbot import QtBot
 from tests.conftest import PRESETS
 from workbench.controllers.training_controller import TrainingController
 from workbench.engine.experiment import load_experiment
+from workbench.engine.reports import EpochReport
+from workbench.engine.trainer import Trainer
 from workbench.ui.insight.run_list import RunRecord
 from workbench.ui.plots import PlotsPanel
 from workbench.ui.runs_panel import RunsPanel, epoch_history, runs_side_file
@@ -171,3 +173,32 @@ def test_a_side_file_that_cannot_be_written_is_reported(rig: Rig, tmp_path: Path
     panel.add_run(record("kept in memory"))
     assert [run.name for run in panel.runs] == ["kept in memory"]
     assert "Cannot save the run list" in panel.message.text()
+
+
+def test_a_run_from_elsewhere_is_recorded_with_its_epoch_reports(rig: Rig) -> None:
+    panel, plots, _ = rig
+    experiment = load_experiment(PRESETS / "digits-mlp.toml")
+    reports = [EpochReport(e, 2, 1.0 / e, 0.5, 1.1 / e, 0.45, 0.003, 900.0, 1.0) for e in (1, 2)]
+    summary = {"val_accuracy": 0.5, "val_loss": 0.55, "epochs_completed": 2,
+               "parameters": 6922, "wall_seconds": 3.0, "status": "completed"}  # fmt: skip
+    run = panel.record_run(experiment, summary, reports, "/runs/ddp")  # e.g. a DDP run
+    assert cells(panel, 0)[1:5] == ["digits", "6,922", "2", "50.00%"]
+    assert epoch_history(run) == reports and run.folder == "/runs/ddp"
+    panel.set_overlaid(0, True)
+    assert plots.overlay_names() == ["run 1"]
+
+
+def test_a_bundled_preset_opened_as_a_project_never_gets_a_side_file(rig: Rig) -> None:
+    panel = rig[0]
+    panel.bind_project(PRESETS / "moons-mlp.toml")
+    assert panel.side_file is None and "not saved" in panel.message.text()
+    panel.add_run(record("kept in memory"))
+    assert [run.name for run in panel.runs] == ["kept in memory"]
+    assert not runs_side_file(PRESETS / "moons-mlp.toml").exists()
+
+
+def test_a_run_stopped_before_its_first_epoch_is_not_recorded(rig: Rig) -> None:
+    panel, _, controller = rig
+    controller.trainer = Trainer(load_experiment(PRESETS / "toy-mlp.toml"))  # never trained
+    controller.run_succeeded.emit({"status": "stopped", "epochs_completed": 0})
+    assert panel.runs == []

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.controllers.training_controller import TrainingController
+from workbench.engine.experiment import Experiment
 from workbench.engine.reports import EpochReport
 from workbench.ui.insight.run_list import RunListModel, RunRecord, run_record
 from workbench.ui.plots import PlotsPanel
@@ -29,6 +30,8 @@ Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
 COLUMNS = ("name", "dataset", "parameters", "epochs", "val accuracy", "val loss", "wall time")
 _EPOCH_FIELDS = tuple(field.name for field in dataclasses.fields(EpochReport))
+# Opened straight from here, a preset keeps its runs in memory: never write into the install.
+BUNDLED_PRESETS = Path(__file__).resolve().parents[2] / "resources" / "presets"
 
 
 def runs_side_file(project: str | Path) -> Path:
@@ -259,16 +262,30 @@ class RunsPanel(QWidget):
     @Slot(dict)
     def _run_succeeded(self, summary: dict[str, Any]) -> None:
         trainer = self.controller.trainer
-        if trainer is None:
-            return
-        experiment = trainer.experiment
-        record = run_record(self._next_name(), experiment, summary, trainer.out_dir)
+        # A run stopped before its first epoch ended has nothing to compare.
+        if trainer is not None and trainer.history:
+            self.record_run(trainer.experiment, summary, trainer.history, trainer.out_dir)
+
+    def record_run(
+        self,
+        experiment: Experiment,
+        summary: Mapping[str, Any],
+        history: Sequence[Mapping[str, Any] | EpochReport],
+        folder: str | Path | None = None,
+    ) -> RunRecord:
+        """Add a finished run (the controller's runs arrive by themselves; a DDP run's summary
+        and epoch reports can be handed in here)."""
+        record = run_record(self._next_name(), experiment, summary, folder)
+        rows = [dataclasses.asdict(row) if isinstance(row, EpochReport) else dict(row)
+                for row in history]  # fmt: skip
         extra = {
             "dataset": experiment.data.name,
             "parameters": summary.get("parameters"),
-            "history": [dict(row) for row in trainer.history],
+            "history": rows,
         }
-        self.add_run(dataclasses.replace(record, metrics={**record.metrics, **extra}))
+        run = dataclasses.replace(record, metrics={**record.metrics, **extra})
+        self.add_run(run)
+        return run
 
     def _next_name(self) -> str:
         taken = {run.name for run in self.runs}
@@ -361,6 +378,11 @@ class RunsPanel(QWidget):
         """
         kept = list(self.runs) if keep_runs else []
         self.side_file = runs_side_file(project) if project else None
+        if project and Path(project).resolve().parent == BUNDLED_PRESETS:
+            self.side_file = None
+            self.message.setText(
+                "A bundled preset: its runs are not saved. Save the project to keep them."
+            )
         self.model.replace_runs([])
         if self.side_file is not None and self.side_file.is_file():
             self._load_side_file(self.side_file)
