@@ -99,8 +99,9 @@ def test_inside_the_model_has_a_probe_per_epoch_and_step_gradient_norms(
     assert [snapshot.epoch for snapshot in panel.probe.snapshots] == [1, 2, 3]
     assert panel.probe_view.parameter.count() == 6  # 3 Linear layers: weight and bias
     assert controller.trainer is not None
-    assert panel.norm_steps == list(range(1, controller.trainer.step + 1, 2))
-    assert all(value > 0 for value in panel.norm_values)
+    steps = panel.norm_steps
+    assert steps[0] == 1 and steps == sorted(set(steps)) and steps[-1] <= controller.trainer.step
+    assert len(panel.norm_values) == len(steps) and all(value > 0 for value in panel.norm_values)
     assert panel.probe_view.filters_plot.isHidden()  # no conv layer, no filters
 
 
@@ -242,3 +243,19 @@ def test_live_frames_show_without_entering_the_replay_history(qtbot: QtBot, rig:
     panel.boundary.show_epoch(2)
     panel.relay.grid_ready.emit(3, 10, dataclasses.replace(frame))
     assert panel.boundary.current is panel.boundary.history.at(2)
+
+
+def test_live_frames_are_computed_only_while_the_boundary_can_be_seen(
+    qtbot: QtBot, rig: Rig
+) -> None:
+    panel = rig[0]
+    assert not panel.relay.live_frames_wanted  # the panel is not on screen
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.relay.live_frames_wanted
+    panel.show_tab("code")
+    assert not panel.relay.live_frames_wanted
+    panel.show_tab("boundary")
+    assert panel.relay.live_frames_wanted
+    panel.hide()
+    assert not panel.relay.live_frames_wanted
