@@ -259,3 +259,20 @@ def test_live_frames_are_computed_only_while_the_boundary_can_be_seen(
     assert panel.relay.live_frames_wanted
     panel.hide()
     assert not panel.relay.live_frames_wanted
+
+
+def test_the_graph_follows_quick_stack_edits_to_the_last_one(qtbot: QtBot, rig: Rig) -> None:
+    panel, _, document = rig
+    with qtbot.waitSignal(panel.graph_updated, timeout=30_000):
+        panel.show_tab("graph")
+    layers = document.experiment.model.layers
+    for width in (8, 24, 32):  # faster than the graph can be rebuilt
+        first = LayerSpec("Linear", {"out_features": width})
+        document.set_layers((first, *layers[1:]), f"width {width}")
+    qtbot.waitUntil(
+        lambda: not panel.graph_task.is_busy and not panel._graph_waiting, timeout=30_000
+    )
+    graph = panel.graph_view.graph
+    assert graph is not None
+    shapes = {node.parameter: node.shape for node in graph.nodes if node.parameter}
+    assert shapes["0.weight"] == (32, 2) and shapes["2.weight"] == (16, 32)

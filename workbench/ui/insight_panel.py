@@ -408,6 +408,7 @@ class InsightPanel(QWidget):
         self.evaluated_epoch: int | None = None
         self._pending_evaluation: Callable[[], EvaluationOutcome] | None = None
         self._graph_dirty = self._code_dirty = True
+        self._graph_waiting = False
         self._build()
         self.relay = InsightRelay(self)
         self._wire()
@@ -532,6 +533,7 @@ class InsightPanel(QWidget):
         self.evaluation_task.busy_changed.connect(self._evaluation_busy)
         self.graph_task.succeeded.connect(self._graph_ready)
         self.graph_task.failed.connect(self._graph_failed)
+        self.graph_task.busy_changed.connect(self._graph_busy)
         self.code_timer.timeout.connect(self.refresh_code)
 
     def _observer_for(self, trainer: Trainer) -> InsightObserver:
@@ -550,7 +552,7 @@ class InsightPanel(QWidget):
         """Stop listening for runs and wait for background work (call when the window closes)."""
         self.controller.remove_observer_factory(self._observer_for)
         self.code_timer.stop()
-        self._pending_evaluation = None
+        self._pending_evaluation, self._graph_waiting = None, False
         self.evaluation_task.shutdown()
         self.graph_task.shutdown()
 
@@ -607,12 +609,14 @@ class InsightPanel(QWidget):
             self.doctor.set_snapshot(insight.probe)
             self.probe_view.set_probe(self.probe)
         self.banner.set_diagnoses(self.doctor.diagnoses)
+        first = self.snapshot is None
         self.snapshot = insight.model
         self.predict.set_model(insight.model, context.info.class_names)
         self._queue_evaluation(self._evaluation_job(context, insight))
-        self._graph_dirty = True
-        if self.tabs.currentIndex() == TABS.index("graph"):
-            self.refresh_graph()
+        if first:  # training changes the weights, never the graph: one redraw per run will do
+            self._graph_dirty = True
+            if self.tabs.currentIndex() == TABS.index("graph"):
+                self.refresh_graph()
 
     @Slot(object, object)
     def _gradient_norms(self, steps: list[int], norms: list[float]) -> None:
@@ -751,8 +755,12 @@ class InsightPanel(QWidget):
 
     def refresh_graph(self) -> None:
         """Rebuild the graph off the GUI thread: of the trained model when the stack still
-        matches it, else of the current stack freshly built (random inputs of the right shape)."""
-        self._graph_dirty = False
+        matches it, else of the current stack freshly built (random inputs of the right shape).
+        While one is being built, the next waits for it (edits can come faster)."""
+        if self.graph_task.is_busy:
+            self._graph_waiting = True
+            return
+        self._graph_dirty = self._graph_waiting = False
         experiment = self.document.experiment
         context, snapshot = self.context, self.snapshot
         trained = (
@@ -774,6 +782,11 @@ class InsightPanel(QWidget):
                 "are the parameters whose .grad it fills."
             )
             self.graph_task.run(lambda: _stack_graph(experiment))
+
+    @Slot(bool)
+    def _graph_busy(self, busy: bool) -> None:
+        if not busy and self._graph_waiting:
+            self.refresh_graph()
 
     @Slot(object)
     def _graph_ready(self, graph: AutogradGraph) -> None:
