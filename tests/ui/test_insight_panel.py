@@ -159,7 +159,7 @@ def test_digits_show_the_2d_note_and_a_gallery_of_mistakes(qtbot: QtBot, rig: Ri
     train(qtbot, rig)
     note = panel.boundary_note.text()
     assert panel.boundary_pages.currentWidget() is panel.boundary_note
-    assert "<b>digits</b> has inputs of shape [1, 8, 8] (64 numbers)" in note
+    assert "<b>digits</b> has inputs of shape [1,&nbsp;8,&nbsp;8] (64 numbers)" in note
     result = panel.evaluation.result
     assert result is not None and int(result.confusion.sum()) == 359
     assert panel.predict.kind == "image"

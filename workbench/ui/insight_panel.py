@@ -738,7 +738,8 @@ class InsightPanel(QWidget):
         inputs = " is not such a dataset"
         if shape:
             count = math.prod(shape)
-            inputs = f" has inputs of shape [{', '.join(str(size) for size in shape)}]"
+            sizes = ",&nbsp;".join(str(size) for size in shape)  # the shape never wraps
+            inputs = f" has inputs of shape [{sizes}]"
             inputs += f" ({count} numbers)" if count != 1 else ""
         self.boundary_note.setText(
             "<p style='font-size:large'><b>The decision boundary needs a 2-D dataset.</b></p>"
