@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,10 +14,19 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from workbench.engine.control import RunControl
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment
-from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from workbench.engine.reports import (
+    BatchReport,
+    EpochReport,
+    FanOutObserver,
+    RunStarted,
+    TrainingObserver,
+)
 from workbench.engine.trainer import Trainer
 
 EMIT_INTERVAL_SECONDS = 0.05  # at most ~20 batch updates a second reach the GUI thread
+
+# Called with each new run's Trainer (not yet prepared); returns an observer for that run, or None.
+ObserverFactory = Callable[[Trainer], TrainingObserver | None]
 
 
 class TrainingWorker(QObject):
@@ -30,16 +40,20 @@ class TrainingWorker(QObject):
     run_failed = Signal(str)
     done = Signal()
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Trainer, extra_observers: Sequence[TrainingObserver] = ()) -> None:
         super().__init__()
         self.trainer = trainer
+        self.extra_observers = list(extra_observers)
         self._pending: list[BatchReport] = []
         self._last_emit = 0.0
         self.batches_seen = 0  # read by tests: the engine-side count, ahead of the GUI's
 
     @Slot()
     def run(self) -> None:
-        self.trainer.observer = self
+        # The worker reports first, so the GUI hears of an epoch before any extra observer's
+        # work on it; extra observers run here, on the training thread, between batches.
+        extra = self.extra_observers
+        self.trainer.observer = FanOutObserver(self, *extra) if extra else self
         try:
             self.trainer.prepare()  # loading data can take seconds: never on the GUI thread
             self.trainer.fit()
@@ -109,6 +123,7 @@ class TrainingController(QObject):
         self._control: RunControl | None = None
         self.trainer: Trainer | None = None
         self.state = "idle"
+        self._observer_factories: list[ObserverFactory] = []
 
     @classmethod
     def running_threads(cls) -> list[QThread]:
@@ -118,6 +133,21 @@ class TrainingController(QObject):
     @property
     def is_running(self) -> bool:
         return self._thread is not None
+
+    def add_observer_factory(self, factory: ObserverFactory) -> None:
+        """Have every later run also report to `factory(trainer)`'s observer (None: not this run).
+
+        The factory is called on the GUI thread when a run starts, before its data is loaded;
+        the observer then gets every report on the training thread, between batches, where it
+        may read the model safely (a panel's live views register this way, unseen by the window).
+        """
+        if factory not in self._observer_factories:
+            self._observer_factories.append(factory)
+
+    def remove_observer_factory(self, factory: ObserverFactory) -> None:
+        """Later runs no longer call `factory` (a run in progress keeps its observer)."""
+        if factory in self._observer_factories:
+            self._observer_factories.remove(factory)
 
     def start(
         self,
@@ -138,11 +168,13 @@ class TrainingController(QObject):
             resume_from=resume_from,
             initial_weights=initial_weights,
         )
+        made = [factory(trainer) for factory in list(self._observer_factories)]
+        extra = [observer for observer in made if observer is not None]
         self._control, self.trainer = control, trainer
         self._thread = QThread()
         self._thread.setObjectName("TrainingThread")
         TrainingController._all_threads.add(self._thread)
-        self._worker = TrainingWorker(trainer)
+        self._worker = TrainingWorker(trainer, extra)
         self._worker.moveToThread(self._thread)
         self._connect(self._worker)
         self._thread.started.connect(self._worker.run)

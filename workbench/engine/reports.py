@@ -51,7 +51,12 @@ def as_event(name: str, report: Any) -> dict[str, Any]:
 
 
 class TrainingObserver(Protocol):
-    """Receives a run's progress. Every number is a Python float or int, never a tensor."""
+    """Receives a run's progress. Every number is a Python float or int, never a tensor.
+
+    An observer may also define `on_after_backward(model)`: the Trainer calls it, when present,
+    once per optimizer step, after the backward pass(es) and before the step, on the training
+    thread (the only moment the step's `.grad` fields can be read).
+    """
 
     def on_started(self, report: RunStarted) -> None: ...
     def on_batch_end(self, report: BatchReport) -> None: ...
@@ -112,6 +117,13 @@ class FanOutObserver(BaseObserver):
     def on_failed(self, message: str) -> None:
         for observer in self.observers:
             observer.on_failed(message)
+
+    def on_after_backward(self, model: Any) -> None:
+        """Forwarded only to the observers that define the optional hook."""
+        for observer in self.observers:
+            hook = getattr(observer, "on_after_backward", None)
+            if hook is not None:
+                hook(model)
 
 
 class RecordingObserver(BaseObserver):

@@ -68,6 +68,7 @@ class Trainer:
                     loss = loss_fn(model(x), y)
                 precision.backward(loss / k)               # k = accumulate_grad_batches
                 if (i + 1) % k == 0 or i + 1 == len(train_loader):
+                    observer.on_after_backward(model)      # optional hook: gradients are ready
                     precision.optimizer_step(optimizer)    # GradScaler under 16-mixed
                     optimizer.zero_grad()
             model.eval()
@@ -288,6 +289,12 @@ class Trainer:
         )
 
     def _optimizer_step(self) -> None:
+        # Optional hook (not every observer has it): the last moment the step's gradients exist,
+        # since zero_grad(set_to_none=True) drops them right after the step. Under 16-mixed they
+        # still carry the GradScaler's loss scale here.
+        after_backward = getattr(self.observer, "on_after_backward", None)
+        if after_backward is not None:
+            after_backward(self.model)
         clip = self.experiment.train.gradient_clip_val
         if clip is not None:
             self.precision.unscale(self.optimizer)
