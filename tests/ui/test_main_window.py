@@ -30,6 +30,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[M
     yield main
     main.controller.shutdown()
     main.data_panel.shutdown()
+    main.insight_panel.shutdown()
 
 
 def pick(qtbot, main: MainWindow, search: str) -> None:  # type: ignore[no-untyped-def]
@@ -294,3 +295,18 @@ def test_welcome_shows_on_first_run_and_stays_dismissed(qtbot, window: MainWindo
     again.show_welcome()
     assert again.welcome.isVisibleTo(again)
     again.data_panel.shutdown()
+
+
+def test_presentation_mode_enlarges_fonts_and_dark_theme_darkens(window: MainWindow) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    before = app.font().pointSizeF()
+    window.set_presentation_mode(True)
+    assert app.font().pointSizeF() > before
+    window.set_presentation_mode(False)
+    assert app.font().pointSizeF() == pytest.approx(before)
+    window.set_dark_theme(True)
+    assert app.palette().window().color().lightness() < 100
+    window.set_dark_theme(False)
+    assert app.palette().window().color().lightness() > 150

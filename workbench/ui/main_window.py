@@ -19,6 +19,7 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QMainWindow,
@@ -43,6 +44,7 @@ from workbench.ui.checkpoint_editor import CheckpointEditor
 from workbench.ui.data_panel import DataPanel
 from workbench.ui.diagnostics_dialog import DiagnosticsDialog
 from workbench.ui.error_dialog import show_error
+from workbench.ui.insight_panel import InsightPanel
 from workbench.ui.layer_stack_panel import LayerStackPanel
 from workbench.ui.log_view import LogView
 from workbench.ui.model_view import ModelView
@@ -51,6 +53,8 @@ from workbench.ui.project_document import ProjectDocument
 from workbench.ui.quantization_panel import QuantizationPanel
 from workbench.ui.recovery import RecoveryStore
 from workbench.ui.run_panel import RunPanel
+from workbench.ui.runs_panel import RunsPanel
+from workbench.ui.theme import Theme
 from workbench.ui.training_panel import TrainingPanel
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
 
@@ -88,6 +92,8 @@ class MainWindow(QMainWindow):
         self.last_run_dir: Path | None = None
         self.last_summary: dict[str, object] | None = None
         self.initial_weights: dict[str, Any] | None = None
+        self._saving_project = False  # a Save As moves the run list to the new project
+        self.theme: Theme | None = None
         self._build_panels()
         self._build_actions()
         self._build_menus()
@@ -118,6 +124,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("mainTabs")
         self.tabs.addTab(self.plots, "&Training curves")
+        self.insight_panel = InsightPanel(self.document, self.local_controller)
+        self.tabs.addTab(self.insight_panel, "&Insight")
         self.tabs.addTab(self.model_view, "&Model")
         self.checkpoint_editor = CheckpointEditor(model_provider=self._current_model)
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
@@ -147,6 +155,12 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock(
             "Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea, "logDock"
         )
+        self.runs_panel = RunsPanel(self.plots, self.local_controller)
+        self.runs_dock = self._dock(
+            "Runs", self.runs_panel, Qt.DockWidgetArea.BottomDockWidgetArea, "runsDock"
+        )
+        self.tabifyDockWidget(self.log_dock, self.runs_dock)
+        self.log_dock.raise_()
 
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
@@ -262,8 +276,23 @@ class MainWindow(QMainWindow):
             self.run_dock,
             self.settings_dock,
             self.log_dock,
+            self.runs_dock,
         ):
             self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.presentation_action = self._action(
+            "&Presentation Mode",
+            self.set_presentation_mode,
+            "F11",
+            "Larger fonts and lines for projectors",
+        )
+        self.presentation_action.setCheckable(True)
+        self.dark_action = self._action(
+            "&Dark Theme", self.set_dark_theme, None, "Dark or light colours"
+        )
+        self.dark_action.setCheckable(True)
+        self.view_menu.addAction(self.presentation_action)
+        self.view_menu.addAction(self.dark_action)
         self.help_menu = bar.addMenu("&Help")
         self.help_menu.addAction(self._action("&Diagnostics…", self.show_diagnostics))
         self.help_menu.addAction(self._action("Show &Welcome", self.show_welcome))
@@ -275,6 +304,7 @@ class MainWindow(QMainWindow):
         document.changed.connect(self._update_title)
         document.dirty_changed.connect(lambda _dirty: self._update_title())
         document.path_changed.connect(lambda _path: self._update_title())
+        document.path_changed.connect(self._project_path_changed)
         document.changed.connect(self._update_train_allowed)
         document.layers_changed.connect(self._layers_changed)
         document.layers_changed.connect(self.checkpoint_editor.refresh_model_availability)
@@ -401,15 +431,22 @@ class MainWindow(QMainWindow):
         return self._save_to(target)
 
     def _save_to(self, path: Path) -> bool:
+        self._saving_project = True
         try:
             self.document.save(path)
         except OSError as exc:
             show_error(self, "Cannot save the project", f"{path}: {exc.strerror or exc}")
             return False
+        finally:
+            self._saving_project = False
         self._add_recent(path)
         self.settings.setValue("lastProject", str(path))
         self.statusBar().showMessage(f"Saved {path}", 4000)
         return True
+
+    def _project_path_changed(self, path: str) -> None:
+        """The run list follows the project file (`<project>.runs.json` beside it)."""
+        self.runs_panel.bind_project(Path(path) if path else None, keep_runs=self._saving_project)
 
     def _recent_files(self) -> list[str]:
         value = self.settings.value("recentFiles", [], list)
@@ -686,6 +723,23 @@ class MainWindow(QMainWindow):
         )
         self.resizeDocks([self.run_dock, self.log_dock], [110, 170], vertical)
 
+    def _theme(self) -> Theme:
+        if self.theme is None:
+            app = QApplication.instance()
+            assert isinstance(app, QApplication)
+            self.theme = Theme(app)
+        return self.theme
+
+    def set_presentation_mode(self, enabled: bool) -> None:
+        """For a teacher's projector: bigger fonts everywhere, thicker plot lines."""
+        self._theme().set_presentation_mode(enabled)
+        self.plots.set_presentation_mode(enabled)
+        self.presentation_action.setChecked(enabled)
+
+    def set_dark_theme(self, dark: bool) -> None:
+        self._theme().apply(dark=dark)
+        self.dark_action.setChecked(dark)
+
     def show_diagnostics(self) -> DiagnosticsDialog:
         """Help > Diagnostics: what this machine offers, with a Copy button for bug reports."""
         dialog = DiagnosticsDialog(self.devices, self)
@@ -712,6 +766,7 @@ class MainWindow(QMainWindow):
             return
         self.local_controller.shutdown()
         self.process_controller.shutdown()
+        self.insight_panel.shutdown()
         self.checkpoint_editor.shutdown()
         self.quantization_panel.controller.shutdown()
         self.data_panel.shutdown()
