@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self.data_dock = self._dock("Data", self.data_panel, left, "dataDock")
         self.tabifyDockWidget(self.layers_dock, self.data_dock)
         self.layers_dock.raise_()
+        self.run_panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.run_dock = self._dock(
             "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock"
         )
