@@ -112,6 +112,7 @@ def test_each_batch_report_is_one_point_at_its_fractional_epoch(panel: PlotsPane
     assert len(x) == 7
     assert x.tolist() == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
     assert y.tolist() == pytest.approx([1.0 / (i + 1) for i in range(7)])
+    panel.flush()
     drawn_x, _ = panel.raw_loss_curve.getData()
     assert len(drawn_x) == 7
 
@@ -256,5 +257,6 @@ def test_100k_batches_stay_drawable_with_downsampling(panel: PlotsPanel) -> None
         QApplication.processEvents()
 
     assert len(panel.batch_curve_data()[0]) == 100_000
+    panel.flush()
     drawn_x, _ = panel.raw_loss_curve.getData()
     assert 0 < len(drawn_x) < 100_000  # peak downsampling: far fewer points than pixels x 2

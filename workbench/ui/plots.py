@@ -7,13 +7,14 @@ import dataclasses
 import io
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QImage, QImageWriter, QPainter
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -27,6 +28,8 @@ from PySide6.QtWidgets import (
 from workbench.engine.atomic import atomic_path, atomic_write_text
 from workbench.engine.reports import BatchReport, EpochReport, RunStarted
 from workbench.ui.qt import pg
+
+REDRAW_INTERVAL_MS = 200  # per-batch loss curve: at most 5 redraws a second
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency and in greyscale print.
 BLUE = "#0072B2"
@@ -184,6 +187,12 @@ class PlotsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Redrawing pyqtgraph runs Python on the GUI thread, which takes the GIL from training:
+        # the per-batch curve is redrawn at most REDRAW_INTERVAL_MS apart (flush() forces it).
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.timeout.connect(self._redraw_batches)
+        self._last_batch_redraw = -math.inf
         self.setObjectName("plotsPanel")
         self.setAccessibleName("Training plots")
         self.plot_style = NORMAL_STYLE
@@ -409,9 +418,24 @@ class PlotsPanel(QWidget):
             ("smoothed_loss", smoothed),
         ):
             self._batch[name].extend(values)
+        self._schedule_batch_redraw()
+
+    def _schedule_batch_redraw(self) -> None:
+        if self._redraw_timer.isActive():
+            return
+        wait_ms = REDRAW_INTERVAL_MS - (time.monotonic() - self._last_batch_redraw) * 1000
+        if wait_ms <= 0:
+            self._redraw_batches()
+        else:
+            self._redraw_timer.start(int(wait_ms))
+
+    def flush(self) -> None:
+        """Draw every batch received so far now (a redraw may be waiting for its slot)."""
+        self._redraw_timer.stop()
         self._redraw_batches()
 
     def add_epoch(self, report: EpochReport) -> None:
+        self.flush()
         self._epoch_reports.append(report)
         row = dataclasses.asdict(report)
         for name in EPOCH_COLUMNS:
@@ -420,6 +444,7 @@ class PlotsPanel(QWidget):
         self._describe_for_screen_readers(report)
 
     def _redraw_batches(self) -> None:
+        self._last_batch_redraw = time.monotonic()
         x = self._batch["epoch_position"].view()
         self.raw_loss_curve.setData(x, self._batch["loss"].view())
         self.smooth_loss_curve.setData(x, self._batch["smoothed_loss"].view())
@@ -582,6 +607,7 @@ class PlotsPanel(QWidget):
     # export ---------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> Path:
         """All four plots in one PNG, laid out as on screen; written atomically."""
+        self.flush()
         images = [self._plot_image(plot) for plot in self.plots()]
         cell_w = max(image.width() for image in images)
         cell_h = max(image.height() for image in images)
@@ -602,6 +628,7 @@ class PlotsPanel(QWidget):
 
     def export_svg(self, path: str | Path) -> Path:
         """All four plots in one SVG vector image, laid out as on screen; written atomically."""
+        self.flush()
         parts = []
         sizes = [self._plot_rect(plot) for plot in self.plots()]
         cell_w = max(rect.width() for rect in sizes)
