@@ -28,6 +28,7 @@ from workbench.engine.experiment import load_experiment
 from workbench.ui.main_window import MainWindow
 
 TICK_MS = 10
+ROUNDS = 3
 
 
 def gui_training(qtbot, tmp_path: Path, data_root: Path) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -87,8 +88,13 @@ def test_window_responsiveness_while_training(
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Discard)
     _write_mnist_shaped(tmp_path)
-    headless = engine_rate(tmp_path)
-    gui_rate, lateness = gui_training(qtbot, tmp_path, tmp_path)
+    # Best of ROUNDS for both sides, alternating: single 100-batch runs swing by 2x on this VM.
+    headless, gui_rate, lateness = 0.0, 0.0, np.zeros(0)
+    for round_index in range(ROUNDS):
+        headless = max(headless, engine_rate(tmp_path))
+        rate, ticks = gui_training(qtbot, tmp_path / f"round{round_index}", tmp_path)
+        gui_rate = max(gui_rate, rate)
+        lateness = np.concatenate([lateness, ticks])
     starts = [startup_seconds() for _ in range(3)]
     print(
         f"\n[gui responsiveness] mnist-cnn, {BATCHES} batches of {BATCH}, CPU; {TICK_MS} ms GUI timer"

@@ -38,7 +38,7 @@ from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.memory import memory_status_text
 from workbench.engine.model_builder import build_model
-from workbench.engine.reports import EpochReport, RunStarted
+from workbench.engine.reports import BatchReport, EpochReport, RunStarted
 from workbench.engine.resources import icon_path, resources_dir
 from workbench.engine.weights import load_weights_for
 from workbench.ui.checkpoint_editor import CheckpointEditor
@@ -62,6 +62,7 @@ from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcom
 PRESETS_DIR = resources_dir() / "presets"
 DEFAULT_PRESET = PRESETS_DIR / "digits-mlp.toml"
 MAX_RECENT = 8
+BATCH_DISPLAY_INTERVAL_MS = 200
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
@@ -163,6 +164,12 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(self.log_dock, self.runs_dock)
         self.log_dock.raise_()
+
+        self._pending_batches: list[BatchReport] = []
+        self._batch_timer = QTimer(self)
+        self._batch_timer.setSingleShot(True)
+        self._batch_timer.setInterval(BATCH_DISPLAY_INTERVAL_MS)
+        self._batch_timer.timeout.connect(self._flush_batches)
 
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
@@ -325,9 +332,7 @@ class MainWindow(QMainWindow):
 
         for controller in (self.local_controller, self.process_controller):
             controller.run_started.connect(self._on_run_started)
-            controller.batches_reported.connect(self.plots.add_batches)
-            controller.batches_reported.connect(self.run_panel.add_batches)
-            controller.batches_reported.connect(self.log_view.add_batches)
+            controller.batches_reported.connect(self._queue_batches)
             controller.epoch_ended.connect(self._on_epoch_ended)
             controller.log_received.connect(self.log_view.add_log)
             controller.run_succeeded.connect(self._on_run_succeeded)
@@ -503,6 +508,7 @@ class MainWindow(QMainWindow):
             return
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.last_run_dir = self.runs_dir / f"{self.document.title.removesuffix('.toml')}-{stamp}"
+        self._pending_batches = []
         self.plots.reset(None)
         self.run_panel.reset(None)
         self.log_view.clear()
@@ -541,17 +547,34 @@ class MainWindow(QMainWindow):
         elif controller.state == "running":
             controller.pause()
 
+    def _queue_batches(self, reports: list[BatchReport]) -> None:
+        """Batch reports reach the widgets at most 5 times a second: drawing is Python on the
+        GUI thread, and every millisecond of it holds the GIL that the training thread needs."""
+        self._pending_batches.extend(reports)
+        if not self._batch_timer.isActive():
+            self._batch_timer.start()
+
+    def _flush_batches(self) -> None:
+        self._batch_timer.stop()
+        reports, self._pending_batches = self._pending_batches, []
+        if reports:
+            self.plots.add_batches(reports)
+            self.run_panel.add_batches(reports)
+            self.log_view.add_batches(reports)
+
     def _on_run_started(self, report: RunStarted) -> None:
         self.plots.reset(report)
         self.run_panel.reset(report)
         self.log_view.add_started(report)
 
     def _on_epoch_ended(self, report: EpochReport) -> None:
+        self._flush_batches()
         self.plots.add_epoch(report)
         self.run_panel.add_epoch(report)
         self.log_view.add_epoch(report)
 
     def _on_run_succeeded(self, summary: dict[str, object]) -> None:
+        self._flush_batches()
         self.last_summary = summary
         self.quantization_panel.refresh()
         self.log_view.add_summary(summary)
@@ -561,11 +584,14 @@ class MainWindow(QMainWindow):
         )
 
     def _on_run_failed(self, message: str) -> None:
+        self._flush_batches()
         self.log_view.add_failure(message)
         self.run_panel.show_failed(message)
         show_error(self, "Training failed", message)
 
     def _on_state_changed(self, state: str) -> None:
+        if state != "running":
+            self._flush_batches()  # paused, stepped or ended: show every batch now
         self.run_panel.set_state(state)
         running = state != "idle"
         pausable = self.controller.supports_pause or not running
