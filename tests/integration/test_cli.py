@@ -156,3 +156,16 @@ def test_every_verb_has_help() -> None:
         with pytest.raises(SystemExit) as exit_info:
             main([verb, "--help"])
         assert exit_info.value.code == 0, verb
+
+
+def test_experiment_verbs_take_a_preset_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["summary", "toy-mlp"]) == 0
+    assert main(["export-script", "toy-mlp", "-o", str(tmp_path / "train.py")]) == 0
+    assert "def main" in (tmp_path / "train.py").read_text()
+    model = build_experiment_model(load_experiment(PRESETS / "toy-mlp.toml")).module
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    assert main(["reconcile", str(tmp_path / "w.pth"), "toy-mlp"]) == 0
+    assert main(["summary", "no-such-preset"]) == 2
+    assert "not a preset name" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from workbench.engine.checkpoints import open_checkpoint
 from workbench.engine.checkpoints.report import TRUST_HELP, trust_warning
 from workbench.engine.errors import CheckpointError
 from workbench.engine.experiment import load_experiment
+from workbench.engine.presets import resolve_experiment_path
 from workbench.engine.quantization import (
     METHODS,
     OBSERVERS,
@@ -80,7 +81,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    experiment = load_experiment(args.experiment)
+    experiment = load_experiment(resolve_experiment_path(args.experiment))
     options = QuantizationOptions(
         method=args.method,
         calibration_samples=args.calibration,

@@ -20,6 +20,7 @@ from workbench.engine.checkpoints.report import TRUST_HELP, reconciliation_text,
 from workbench.engine.checkpoints.saving import save_state_dict
 from workbench.engine.errors import CheckpointError
 from workbench.engine.experiment import Experiment, load_experiment
+from workbench.engine.presets import resolve_experiment_path
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     output = _check_output(args)
-    experiment = load_experiment(args.experiment)
+    experiment = load_experiment(resolve_experiment_path(args.experiment))
     model = build_experiment_model(experiment, args.experiment)
     checkpoint = _open(args.file, args.trust_this_file)
     result = reconcile(checkpoint.state_dict, model)
