@@ -8,6 +8,7 @@ from typing import Any
 
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.model_builder import summary_text
 from workbench.engine.presets import resolve_experiment_path
 
 
@@ -17,21 +18,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def summary_text(experiment: Experiment) -> str:
-    built = build_experiment_model(experiment)
-    return "\n".join(
-        [
-            str(built.module),
-            "",
-            built.table(),
-            "",
-            f"Total number of trainable model parameters: {built.trainable_parameters}",
-        ]
-    )
+def experiment_summary(experiment: Experiment) -> str:
+    return summary_text(build_experiment_model(experiment))
 
 
 def print_summary(path: str | Path) -> int:
-    print(summary_text(load_experiment(resolve_experiment_path(str(path)))))
+    print(experiment_summary(load_experiment(resolve_experiment_path(str(path)))))
     return 0
 
 

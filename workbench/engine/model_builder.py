@@ -96,6 +96,19 @@ def build_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) -> Bu
     )
 
 
+def summary_text(built: BuiltModel) -> str:
+    """What `workbench summary` prints and the Model tab shows: print(model), the table, the total."""
+    return "\n".join(
+        [
+            str(built.module),
+            "",
+            built.table(),
+            "",
+            f"Total number of trainable model parameters: {built.trainable_parameters}",
+        ]
+    )
+
+
 def plan_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) -> ModelPlan:
     """Check the stack layer by layer, never raising: shapes, sizes, parameters and MACs.
 

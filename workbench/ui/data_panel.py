@@ -32,20 +32,11 @@ from workbench.engine.dataset_preview import DatasetPreview, preview_dataset
 from workbench.engine.datasets import CATALOGUE, OptionSpec, availability, describe_dataset
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import DataSpec
+from workbench.ui.insight.palette import CLASS_COLOURS
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
-from workbench.ui.training_panel import named
+from workbench.ui.widgets import named
 
-CLASS_COLOURS = [
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#56B4E9",
-    "#D55E00",
-    "#F0E442",
-    "#000000",
-]
 IMAGE_GRID_COLUMNS = 8
 PREVIEW_DELAY_MS = 250
 

@@ -28,19 +28,9 @@ from workbench.ui.layer_catalogue_dialog import LayerCatalogueDialog
 from workbench.ui.layer_param_editor import LayerParamEditor
 from workbench.ui.layer_stack_model import LayerStackModel
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.widgets import named
 
 PROBLEM_STYLE = "color: #b71c1c;"
-
-
-def named(widget: QWidget, name: str, tooltip: str) -> QWidget:
-    """Give a control its stable objectName, accessible name and tooltip (DESIGN.md 3.4).
-
-    The same helper as the training panel's; panels do not import each other.
-    """
-    widget.setObjectName(name)
-    widget.setAccessibleName(name)
-    widget.setToolTip(tooltip)
-    return widget
 
 
 class LayerStackPanel(QWidget):

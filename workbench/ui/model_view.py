@@ -8,23 +8,10 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.experiment import LayerSpec, ModelSpec
-from workbench.engine.model_builder import BuiltModel, ModelPlan, build_model
+from workbench.engine.model_builder import BuiltModel, ModelPlan, build_model, summary_text
 from workbench.ui.layer_stack_model import LayerStackModel
 
 BuildKey = tuple[tuple[LayerSpec, ...], tuple[int, ...]]
-
-
-def summary_text(built: BuiltModel) -> str:
-    """The same text as `workbench summary`: the module, the table and the trainable total."""
-    return "\n".join(
-        [
-            str(built.module),
-            "",
-            built.table(),
-            "",
-            f"Total number of trainable model parameters: {built.trainable_parameters}",
-        ]
-    )
 
 
 def build_quietly(plan_layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) -> BuiltModel:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from workbench.engine.atomic import atomic_path, atomic_write_text
 from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from workbench.engine.run_files import METRIC_COLUMNS
 from workbench.ui.qt import pg
 
 REDRAW_INTERVAL_MS = 200  # per-batch loss curve: at most 5 redraws a second
@@ -41,17 +42,7 @@ PURPLE = "#CC79A7"
 OVERLAY_COLOURS = (ORANGE, PURPLE, GREEN, "#000000")
 
 EMA_ALPHA = 0.1
-EPOCH_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "samples_per_second",
-    "elapsed_seconds",
-    "skipped_steps",
-)  # the same columns as a run's metrics.csv, so one script reads both
+EPOCH_COLUMNS = METRIC_COLUMNS  # the same columns as a run's metrics.csv, so one script reads both
 BATCH_COLUMNS = ("epoch", "batch", "epoch_position", "loss", "smoothed_loss")
 
 

@@ -34,6 +34,7 @@ from workbench.engine.quantization.methods import QuantizationOutcome
 from workbench.engine.quantization.recipe import MAINTAINED_PATH, METHOD_LABELS, OBSERVERS
 from workbench.engine.quantization.report import report_lines, summary_rows
 from workbench.ui.qt import pg
+from workbench.ui.widgets import named
 
 ModelSource = Callable[[], tuple[Experiment, Mapping[str, torch.Tensor] | None]]
 DEFAULT_OUTPUT = Path("~/.cache/workbench/quantized")
@@ -45,14 +46,6 @@ PATH_TEXT = {
     "torchao": "torchao quantize_",
     "pt2e": "PT2E (torchao export flow)",
 }
-
-
-def named(widget: QWidget, name: str, tooltip: str) -> QWidget:
-    """Stable objectName, accessible name and tooltip for tests and screen readers."""
-    widget.setObjectName(name)
-    widget.setAccessibleName(name)
-    widget.setToolTip(tooltip)
-    return widget
 
 
 class QuantizationPanel(QWidget):

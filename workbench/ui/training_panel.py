@@ -22,20 +22,13 @@ from workbench.engine.devices import DeviceInfo, resolve_device
 from workbench.engine.errors import DeviceError
 from workbench.engine.experiment import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, SchedulerSpec
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.widgets import named
 
 PRECISION_LABELS = {
     "32-true": "32-bit (float32)",
     "16-mixed": "16-bit mixed (float16 + GradScaler)",
     "bf16-mixed": "bfloat16 mixed",
 }
-
-
-def named(widget: QWidget, name: str, tooltip: str) -> QWidget:
-    """Give a control its stable objectName, accessible name and tooltip (DESIGN.md 3.4)."""
-    widget.setObjectName(name)
-    widget.setAccessibleName(name)
-    widget.setToolTip(tooltip)
-    return widget
 
 
 def precision_problem(device: DeviceInfo, precision: str) -> str | None:

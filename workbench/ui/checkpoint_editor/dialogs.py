@@ -41,7 +41,7 @@ from workbench.engine.checkpoints import (
 from workbench.engine.checkpoints.editing import keys_cast_by, parse_dtype
 from workbench.engine.checkpoints.report import format_bytes
 from workbench.engine.errors import CheckpointError
-from workbench.ui.training_panel import named
+from workbench.ui.widgets import named
 
 StateDict = Mapping[str, torch.Tensor]
 PREVIEW_ROWS = 500  # rows shown in a preview table; the count above it is always exact

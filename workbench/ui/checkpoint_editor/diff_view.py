@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from workbench.engine.checkpoints import CheckpointDiff
 from workbench.engine.checkpoints.report import format_number, format_shape
-from workbench.ui.training_panel import named
+from workbench.ui.widgets import named
 
 COLUMNS = ("Key", "Difference", "This file", "Other file", "Max |Δ|", "‖Δ‖ / ‖this‖")
 

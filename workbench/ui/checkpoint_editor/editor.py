@@ -91,7 +91,7 @@ from workbench.ui.checkpoint_editor.tree_model import (
     CheckpointFilterModel,
     CheckpointTreeModel,
 )
-from workbench.ui.training_panel import named
+from workbench.ui.widgets import named
 
 ModelProvider = Callable[[], nn.Module | None]
 WRAPPER_ORIGINS = {

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from workbench.engine.checkpoints import Reconciliation
 from workbench.engine.checkpoints.report import format_shape
-from workbench.ui.training_panel import named
+from workbench.ui.widgets import named
 
 PASS_STYLE = "color: #0d652d; font-weight: bold;"
 FAIL_STYLE = "color: #b3261e; font-weight: bold;"
