@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,7 +71,8 @@ def gui_training(qtbot, tmp_path: Path, data_root: Path) -> tuple[float, np.ndar
     return rate, np.array(lateness[1:])
 
 
-def startup_seconds() -> float:
+def startup_seconds() -> tuple[float, float]:
+    """(window shown, window ready) in seconds from process start, as the app reports them."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": os.environ.get("HOME", "/tmp")}
     start = time.perf_counter()
     output = subprocess.run(
@@ -78,8 +80,9 @@ def startup_seconds() -> float:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
     wall = time.perf_counter() - start
-    reported = float(output.split("window shown after ")[1].split(" s")[0])
-    return min(wall, reported)
+    match = re.search(r"window shown after ([\d.]+) s, ready after ([\d.]+) s", output)
+    assert match, output
+    return float(match[1]), min(wall, float(match[2]))
 
 
 @pytest.mark.bench
@@ -108,6 +111,9 @@ def test_window_responsiveness_while_training(
         f"  throughput: window {gui_rate:,.0f} samples/s | headless engine {headless:,.0f} samples/s"
         f" | ratio {gui_rate / headless:.2f} (target >= 0.9)"
     )
+    shown, ready = [s[0] for s in starts], [s[1] for s in starts]
     print(
-        f"  start to window shown: best {min(starts):.2f} s, runs {', '.join(f'{s:.2f}' for s in starts)} (target < 2 s)"
+        f"  start to window shown: best {min(shown):.2f} s, runs "
+        f"{', '.join(f'{s:.2f}' for s in shown)} (target < 2 s); panels ready (PyTorch loaded): "
+        f"{', '.join(f'{s:.2f}' for s in ready)} s"
     )

@@ -299,7 +299,11 @@ def test_the_built_bundle_starts_trains_and_reports(tmp_path: Path) -> None:
     assert "not installed" not in version
 
     startup = run_bundle(executable, "--startup-check", home=home)
-    assert re.search(r"^window shown after \d+\.\d\d s: .*Torch Workbench", startup, re.MULTILINE)
+    assert re.search(
+        r"^window shown after \d+\.\d\d s, ready after \d+\.\d\d s: .*Torch Workbench",
+        startup,
+        re.MULTILINE,
+    )
 
     preset = internal / "resources" / "presets" / "toy-mlp.toml"
     out = tmp_path / "run"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -26,38 +27,30 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSizePolicy,
     QTabWidget,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
-from torch import nn
 
-from workbench.controllers.process_training_controller import ProcessTrainingController
-from workbench.controllers.training_controller import TrainingController
-from workbench.engine.devices import DeviceInfo, available_devices
+from workbench.controllers.background_task import BackgroundTask
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment, load_experiment
-from workbench.engine.memory import memory_status_text
-from workbench.engine.model_builder import build_model
-from workbench.engine.reports import BatchReport, EpochReport, RunStarted
 from workbench.engine.resources import icon_path, resources_dir
-from workbench.engine.weights import load_weights_for
-from workbench.ui.checkpoint_editor import CheckpointEditor
-from workbench.ui.data_panel import DataPanel
-from workbench.ui.diagnostics_dialog import DiagnosticsDialog
 from workbench.ui.error_dialog import show_error
-from workbench.ui.insight_panel import InsightPanel
-from workbench.ui.layer_stack_panel import LayerStackPanel
-from workbench.ui.log_view import LogView
-from workbench.ui.model_view import ModelView
-from workbench.ui.plots import PlotsPanel
+from workbench.ui.loading_view import LoadingView
 from workbench.ui.project_document import ProjectDocument
-from workbench.ui.quantization_panel import QuantizationPanel
 from workbench.ui.recovery import RecoveryStore
-from workbench.ui.run_panel import RunPanel
-from workbench.ui.runs_panel import RunsPanel
 from workbench.ui.theme import Theme
-from workbench.ui.training_panel import TrainingPanel
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
+
+if TYPE_CHECKING:  # these load PyTorch: imported where used, after the frame is on screen
+    from torch import nn
+
+    from workbench.controllers.process_training_controller import ProcessTrainingController
+    from workbench.controllers.training_controller import TrainingController
+    from workbench.engine.devices import DeviceInfo
+    from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+    from workbench.ui.diagnostics_dialog import DiagnosticsDialog
 
 PRESETS_DIR = resources_dir() / "presets"
 DEFAULT_PRESET = PRESETS_DIR / "digits-mlp.toml"
@@ -66,13 +59,29 @@ BATCH_DISPLAY_INTERVAL_MS = 200
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
+def import_heavy_modules() -> None:
+    """What the second building step needs, imported on a worker thread (PyTorch: ~2 s)."""
+    import torch  # noqa: F401
+
+    import workbench.controllers.training_controller
+    import workbench.engine.model_builder  # noqa: F401
+
+
 def default_runs_dir() -> Path:
     location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     return Path(location or Path.home() / ".local/share/torch-workbench") / "runs"
 
 
 class MainWindow(QMainWindow):
-    """Composes the panels around one ProjectDocument and one TrainingController."""
+    """Composes the panels around one ProjectDocument and one TrainingController.
+
+    Built in two steps so that a user sees the window at once: the frame (title, size, a
+    "Loading PyTorch…" page) needs only Qt; `finish_building()` imports PyTorch and adds the
+    panels. `MainWindow()` does both; `MainWindow(deferred=True)` leaves the second step to
+    `load_in_background()`, which imports PyTorch on a worker thread while the frame stays live.
+    """
+
+    ready = Signal()  # the panels are built: the window is fully usable
 
     def __init__(
         self,
@@ -80,17 +89,53 @@ class MainWindow(QMainWindow):
         devices: list[DeviceInfo] | None = None,
         runs_dir: Path | None = None,
         recovery_dir: Path | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
         super().__init__()
         self.setObjectName("mainWindow")
         self.settings = settings or QSettings()
-        self.devices = devices if devices is not None else available_devices()
         self.runs_dir = runs_dir or default_runs_dir()
         self.document = ProjectDocument(parent=self)
+        self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
+        self.is_ready = False
+        self._given_devices = devices
+        self._needs_default_docks = False
+        self.resize(1400, 900)
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self.setWindowTitle("Torch Workbench")
+        self.statusBar()  # made now: a status bar first made on a shown window stays hidden
+        if deferred:
+            self.loading_view = LoadingView()
+            self.setCentralWidget(self.loading_view)
+        else:
+            self.finish_building()
+
+    def load_in_background(self, then: Callable[[], None] | None = None) -> None:
+        """Import PyTorch off the GUI thread, then build the panels and call THEN."""
+        self._loader = BackgroundTask(self)
+        self._loader.succeeded.connect(lambda _result: self._loaded(then))
+        self._loader.failed.connect(self.loading_view.show_failure)
+        self._loader.run(import_heavy_modules)
+
+    def _loaded(self, then: Callable[[], None] | None) -> None:
+        self.finish_building()
+        if then is not None:
+            then()
+
+    def finish_building(self) -> None:
+        """The second step: everything that needs PyTorch (devices, controllers, panels)."""
+        from workbench.controllers.process_training_controller import ProcessTrainingController
+        from workbench.controllers.training_controller import TrainingController
+        from workbench.engine.devices import available_devices
+
+        given = self._given_devices
+        self.devices = given if given is not None else available_devices()
         self.local_controller = TrainingController(self)
         self.process_controller = ProcessTrainingController(self)  # DDP runs through torchrun
         self.controller: TrainingController | ProcessTrainingController = self.local_controller
-        self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
         self.last_run_dir: Path | None = None
         self.last_summary: dict[str, object] | None = None
         self.initial_weights: dict[str, Any] | None = None
@@ -102,8 +147,9 @@ class MainWindow(QMainWindow):
         self._wire()
         self._restore_layout()
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
         self._update_title()
+        self.is_ready = True
+        self.ready.emit()
 
     # ------------------------------------------------------------------ construction
 
@@ -115,6 +161,18 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_panels(self) -> None:
+        from workbench.ui.checkpoint_editor import CheckpointEditor
+        from workbench.ui.data_panel import DataPanel
+        from workbench.ui.insight_panel import InsightPanel
+        from workbench.ui.layer_stack_panel import LayerStackPanel
+        from workbench.ui.log_view import LogView
+        from workbench.ui.model_view import ModelView
+        from workbench.ui.plots import PlotsPanel
+        from workbench.ui.quantization_panel import QuantizationPanel
+        from workbench.ui.run_panel import RunPanel
+        from workbench.ui.runs_panel import RunsPanel
+        from workbench.ui.training_panel import TrainingPanel
+
         self.layer_panel = LayerStackPanel(self.document)
         self.data_panel = DataPanel(self.document)
         self.training_panel = TrainingPanel(self.document, self.devices)
@@ -535,12 +593,12 @@ class MainWindow(QMainWindow):
             return
         if not self.controller.is_running:
             self.start_training(start_paused=True)
-        if isinstance(self.controller, TrainingController):
-            self.controller.step()
+        if self.controller is self.local_controller:
+            self.local_controller.step()
 
     def toggle_pause(self) -> None:
-        controller = self.controller
-        if not isinstance(controller, TrainingController):
+        controller = self.local_controller
+        if self.controller is not controller:
             return
         if controller.state == "paused":
             controller.resume()
@@ -601,7 +659,7 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(running)
         self.pause_action.setEnabled(running and pausable)
         trained = (
-            isinstance(self.controller, TrainingController) and self.controller.trainer is not None
+            self.controller is self.local_controller and self.local_controller.trainer is not None
         )
         self.save_weights_action.setEnabled(not running and trained)
         self.open_run_folder_action.setEnabled(
@@ -611,6 +669,8 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _update_status(self) -> None:
+        from workbench.engine.memory import memory_status_text
+
         trainer = (
             self.local_controller.trainer if self.controller is self.local_controller else None
         )
@@ -645,6 +705,8 @@ class MainWindow(QMainWindow):
 
     def load_weights_file(self, path: Path) -> bool:
         """Load weights into the current stack (the next run starts from them), or explain the misfit."""
+        from workbench.engine.weights import load_weights_for
+
         try:
             self.initial_weights = load_weights_for(self.document.experiment, path)
         except WorkbenchError as exc:
@@ -705,6 +767,8 @@ class MainWindow(QMainWindow):
 
     def _current_model(self) -> nn.Module | None:
         """The current layer stack as a model, for the checkpoint editor's fit check."""
+        from workbench.engine.model_builder import build_model
+
         ok, _ = self.layer_panel.validity()
         if not ok:
             return None
@@ -730,11 +794,21 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ layout and closing
 
     def _restore_layout(self) -> None:
-        geometry = self.settings.value("geometry")
         state = self.settings.value("windowState")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        self._needs_default_docks = state is None or not self.restoreState(state)
+        restored = state is not None and bool(self.restoreState(state))
+        if not self.isVisible():
+            self._needs_default_docks = not restored  # sized in showEvent
+            return
+        # Built after the frame was shown: Qt leaves widgets added to a shown window hidden.
+        for widget in (self.menuBar(), self.centralWidget()):
+            if widget is not None:
+                widget.show()
+        if not restored:
+            for bar in (*self.findChildren(QDockWidget), *self.findChildren(QToolBar)):
+                bar.show()
+            self.layers_dock.raise_()
+            self.log_dock.raise_()
+            QTimer.singleShot(50, self._default_dock_sizes)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -770,6 +844,8 @@ class MainWindow(QMainWindow):
 
     def show_diagnostics(self) -> DiagnosticsDialog:
         """Help > Diagnostics: what this machine offers, with a Copy button for bug reports."""
+        from workbench.ui.diagnostics_dialog import DiagnosticsDialog
+
         dialog = DiagnosticsDialog(self.devices, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -789,6 +865,11 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.is_ready:  # still loading PyTorch: nothing to save or stop yet
+            if hasattr(self, "_loader"):
+                self._loader.shutdown()
+            event.accept()
+            return
         if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
             event.ignore()
             return
