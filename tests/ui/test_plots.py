@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from workbench.engine.reports import BatchReport, EpochReport, RunStarted
-from workbench.ui.plots import GrowingArray, PlotsPanel
+from workbench.ui.plots import GrowingArray, PlotsPanel, nice_range
 
 
 def started(epochs: int = 3, batches: int = 4) -> RunStarted:
@@ -260,3 +260,48 @@ def test_100k_batches_stay_drawable_with_downsampling(panel: PlotsPanel) -> None
     panel.flush()
     drawn_x, _ = panel.raw_loss_curve.getData()
     assert 0 < len(drawn_x) < 100_000  # peak downsampling: far fewer points than pixels x 2
+
+
+def test_batch_plot_frames_the_run_and_keeps_the_frame_while_losses_stay_inside(
+    panel: PlotsPanel,
+) -> None:
+    panel.reset(started(epochs=3, batches=4))
+    panel.add_batches([batch(1, 0, 2.31), batch(1, 1, 2.12)])
+    panel.flush()
+    view = panel.loss_plot.plotItem.vb
+    (left, right), (bottom, top) = view.viewRange()
+    assert left < 0 < 0.1 and 2.9 < 3 < right  # the whole run across, from the first batch on
+    assert bottom < 2.1 < 2.12 and 2.31 < 2.35 < top  # on a 0.05 grid, 2% padding
+    assert panel._batch_frame == pytest.approx((0.0, 3.0, 2.1, 2.35))
+
+    panel.add_batches([batch(1, 2, 2.2)])
+    panel.flush()
+    assert view.viewRange()[1] == [bottom, top]  # inside the frame: only the curves repaint
+    panel.add_batches([batch(1, 3, 0.9)])
+    panel.flush()
+    assert panel._batch_frame == pytest.approx((0.0, 3.0, 0.0, 2.5))  # wider, down to 0
+
+
+def test_batch_plot_leaves_a_user_zoom_alone_until_fit(panel: PlotsPanel) -> None:
+    panel.reset(started(epochs=3, batches=4))
+    panel.add_batches([batch(1, 0, 2.3)])
+    panel.flush()
+    view = panel.loss_plot.plotItem.vb
+    view.setRange(xRange=(0.5, 0.7), yRange=(1.0, 1.1), padding=0)
+    view.sigRangeChangedManually.emit([True, True])  # what a mouse drag or wheel sends
+    panel.add_batches([batch(1, 1, 0.4), batch(1, 2, 0.3)])
+    panel.flush()
+    (left, right), _ = view.viewRange()
+    assert (left, right) == pytest.approx((0.5, 0.7))
+
+    panel.fit_all()
+    (left, right), (bottom, top) = view.viewRange()
+    assert left < 0 and right > 3 and bottom < 0.3 and top > 2.3
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(0.3, 2.4, (0.0, 2.5)), (2.12, 2.31, (2.1, 2.35)), (-1, 1, (-1.0, 1.0)), (5, 5, (5.0, 6.0))],
+)
+def test_nice_range(low: float, high: float, expected: tuple[float, float]) -> None:
+    assert nice_range(low, high) == pytest.approx(expected)

@@ -94,6 +94,24 @@ class EpochAxis(pg.AxisItem):  # type: ignore[misc]
         return whole or [(1.0, 0.0)]
 
 
+def nice_range(low: float, high: float) -> tuple[float, float]:
+    """LOW..HIGH widened to a grid of 1, 2 or 5 times a power of ten, about 5 steps tall, and
+    down to 0 when the values are all positive and 0 is within two steps (losses)."""
+    span = high - low
+    if not span > 0:
+        span = abs(high) or 1.0
+    raw = span / 5
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    bottom = math.floor(low / step) * step
+    top = math.ceil(high / step) * step
+    if top == bottom:
+        top = bottom + step
+    if 0 <= bottom <= 2 * step:
+        bottom = 0.0
+    return bottom, top
+
+
 def _optional(value: float | None, scale: float = 1.0) -> float:
     return math.nan if value is None else value * scale
 
@@ -192,6 +210,8 @@ class PlotsPanel(QWidget):
         self._epoch = {name: GrowingArray(64) for name in EPOCH_COLUMNS}
         self._overlays: list[_Overlay] = []
         self._framed_empty = False
+        self._follow_batches = True  # until the user pans or zooms the batch plot
+        self._batch_frame: tuple[float, float, float, float] | None = None
         self._ema = math.nan
         self._epoch_reports: list[EpochReport] = []
 
@@ -202,6 +222,11 @@ class PlotsPanel(QWidget):
         )
         self.lr_plot = self._make_plot("learningRatePlot", "Learning rate", "Learning rate", True)
         self._make_curves()
+        # pyqtgraph's auto-range costs a second repaint per update (~10 ms of GUI-thread Python
+        # holding the GIL that training needs): the batch plot is framed by _frame_batches.
+        batch_view = self.loss_plot.getViewBox()
+        batch_view.disableAutoRange()
+        batch_view.sigRangeChangedManually.connect(self._stop_following_batches)
         self._hovers = {
             "loss": HoverReadout(self.loss_plot, self._describe_batch),
             "epoch_loss": HoverReadout(
@@ -379,6 +404,7 @@ class PlotsPanel(QWidget):
     def reset(self, started: RunStarted | None = None) -> None:
         """Forget the current run's data (overlays stay) and get ready for `started`."""
         self._started = started
+        self._follow_batches, self._batch_frame = True, None
         self._ema = math.nan
         self._epoch_reports = []
         for column in (*self._batch.values(), *self._epoch.values()):
@@ -439,9 +465,33 @@ class PlotsPanel(QWidget):
         x = self._batch["epoch_position"].view()
         self.raw_loss_curve.setData(x, self._batch["loss"].view())
         self.smooth_loss_curve.setData(x, self._batch["smoothed_loss"].view())
+        if self._follow_batches:
+            self._frame_batches(x, self._batch["loss"].view())
         self.placeholder.setVisible(len(x) == 0)
-        if len(x) == 0:
-            self.placeholder.setPos(0.5, 0.5)
+        if len(x) == 0 and self._batch_frame is not None:
+            left, right, bottom, top = self._batch_frame
+            self.placeholder.setPos((left + right) / 2, (bottom + top) / 2)
+
+    def _frame_batches(self, x: np.ndarray, losses: np.ndarray) -> None:
+        """The run's whole epoch span across, the losses so far on a 1-2-5 grid up the side;
+        the range is only set when it changes, so most redraws repaint just the curves."""
+        first = 1 if self._started is None else self._started.start_epoch
+        last = max(first, 1 if self._started is None else self._started.epochs)
+        right = max(float(last), float(x[-1]) if len(x) else 0.0)
+        finite = losses[np.isfinite(losses)]
+        bottom, top = (
+            nice_range(float(finite.min()), float(finite.max())) if finite.size else (0, 1)
+        )
+        frame = (float(first - 1), right, bottom, top)
+        if frame != self._batch_frame:
+            self._batch_frame = frame
+            self.loss_plot.getViewBox().setRange(
+                xRange=frame[:2], yRange=frame[2:], padding=0.02, disableAutoRange=True
+            )
+
+    def _stop_following_batches(self, *_changed: object) -> None:
+        """The user panned or zoomed: leave the batch plot's view alone until Fit."""
+        self._follow_batches = False
 
     def _redraw_epochs(self) -> None:
         points = self.epoch_points()
@@ -593,7 +643,10 @@ class PlotsPanel(QWidget):
     # view -------------------------------------------------------------------------
     def fit_all(self) -> None:
         for plot in self.plots():
-            plot.enableAutoRange()
+            if plot is not self.loss_plot:
+                plot.enableAutoRange()
+        self._follow_batches, self._batch_frame = True, None
+        self._redraw_batches()
 
     # export ---------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> Path:
