@@ -270,16 +270,19 @@ def test_batch_plot_frames_the_run_and_keeps_the_frame_while_losses_stay_inside(
     panel.flush()
     view = panel.loss_plot.plotItem.vb
     (left, right), (bottom, top) = view.viewRange()
-    assert left < 0 < 0.1 and 2.9 < 3 < right  # the whole run across, from the first batch on
+    assert left < 0 < 0.9 < 1 < right  # across: up to the end of the current epoch
     assert bottom < 2.1 < 2.12 and 2.31 < 2.35 < top  # on a 0.05 grid, 2% padding
-    assert panel._batch_frame == pytest.approx((0.0, 3.0, 2.1, 2.35))
+    assert panel._batch_frame == pytest.approx((0.0, 1.0, 2.1, 2.35))
 
     panel.add_batches([batch(1, 2, 2.2)])
     panel.flush()
     assert view.viewRange()[1] == [bottom, top]  # inside the frame: only the curves repaint
     panel.add_batches([batch(1, 3, 0.9)])
     panel.flush()
-    assert panel._batch_frame == pytest.approx((0.0, 3.0, 0.0, 2.5))  # wider, down to 0
+    assert panel._batch_frame == pytest.approx((0.0, 1.0, 0.0, 2.5))  # wider, down to 0
+    panel.add_batches([batch(2, 0, 0.8)])
+    panel.flush()
+    assert panel._batch_frame == pytest.approx((0.0, 2.0, 0.0, 2.5))  # the next epoch begins
 
 
 def test_batch_plot_leaves_a_user_zoom_alone_until_fit(panel: PlotsPanel) -> None:
@@ -296,7 +299,7 @@ def test_batch_plot_leaves_a_user_zoom_alone_until_fit(panel: PlotsPanel) -> Non
 
     panel.fit_all()
     (left, right), (bottom, top) = view.viewRange()
-    assert left < 0 and right > 3 and bottom < 0.3 and top > 2.3
+    assert left < 0 and right > 1 and bottom < 0.3 and top > 2.3
 
 
 @pytest.mark.parametrize(

@@ -473,11 +473,11 @@ class PlotsPanel(QWidget):
             self.placeholder.setPos((left + right) / 2, (bottom + top) / 2)
 
     def _frame_batches(self, x: np.ndarray, losses: np.ndarray) -> None:
-        """The run's whole epoch span across, the losses so far on a 1-2-5 grid up the side;
-        the range is only set when it changes, so most redraws repaint just the curves."""
+        """Across, the run's epochs up to the end of the current one; up the side, the losses so
+        far on a 1-2-5 grid. The range is set only when it changes (about once an epoch), so
+        most redraws repaint just the curves."""
         first = 1 if self._started is None else self._started.start_epoch
-        last = max(first, 1 if self._started is None else self._started.epochs)
-        right = max(float(last), float(x[-1]) if len(x) else 0.0)
+        right = max(float(first), math.ceil(float(x[-1])) if len(x) else 0.0)
         finite = losses[np.isfinite(losses)]
         bottom, top = (
             nice_range(float(finite.min()), float(finite.max())) if finite.size else (0, 1)
