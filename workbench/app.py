@@ -52,8 +52,15 @@ def run_app(file: str | None = None, startup_check: bool = False) -> int:
         if startup_check:
             QTimer.singleShot(0, lambda: _report_startup(window, shown_after))
 
+    if startup_check:  # an install check must end, also when PyTorch cannot be loaded
+        window.load_failed.connect(lambda message: _report_failure(app, message))
     window.load_in_background(then=on_ready)
     return int(app.exec())
+
+
+def _report_failure(app: QApplication, message: str) -> None:
+    print(f"window shown, but PyTorch could not be loaded: {message}", file=sys.stderr, flush=True)
+    app.exit(1)
 
 
 def _report_startup(window: QWidget, shown_after: float) -> None:

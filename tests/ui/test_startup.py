@@ -127,3 +127,27 @@ def test_deferred_window_restores_the_saved_dock_layout(qtbot, tmp_path: Path) -
     again.document.undo_stack.setClean()
     assert again.close()
     again.data_panel.shutdown()
+
+
+def test_startup_check_ends_with_status_1_when_pytorch_cannot_load(
+    qtbot, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from workbench import app
+
+    def broken() -> None:
+        raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(main_window, "import_heavy_modules", broken)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_app installs its own hook
+    windows: list[MainWindow] = []
+    real_init = MainWindow.__init__
+
+    def init(self: MainWindow, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        windows.append(self)
+
+    monkeypatch.setattr(MainWindow, "__init__", init)
+    assert app.run_app(startup_check=True) == 1
+    assert "PyTorch could not be loaded: ImportError: libtorch_cpu.so" in capsys.readouterr().err
+    for window in windows:
+        qtbot.addWidget(window)

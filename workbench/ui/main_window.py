@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
     """
 
     ready = Signal()  # the panels are built: the window is fully usable
+    load_failed = Signal(str)  # PyTorch could not be imported (the loading page says why)
 
     def __init__(
         self,
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self._loader = BackgroundTask(self)
         self._loader.succeeded.connect(lambda _result: self._loaded(then))
         self._loader.failed.connect(self.loading_view.show_failure)
+        self._loader.failed.connect(self.load_failed)
         self._loader.run(import_heavy_modules)
 
     def _loaded(self, then: Callable[[], None] | None) -> None:
