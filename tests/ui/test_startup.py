@@ -151,3 +151,23 @@ def test_startup_check_ends_with_status_1_when_pytorch_cannot_load(
     assert "PyTorch could not be loaded: ImportError: libtorch_cpu.so" in capsys.readouterr().err
     for window in windows:
         qtbot.addWidget(window)
+
+
+def test_the_loading_page_says_when_the_panels_are_being_built(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    window = _deferred_window(qtbot, tmp_path)
+    seen: list[str] = []
+    build = window.finish_building
+
+    def recording_build() -> None:
+        seen.append(window.loading_view.message.text())
+        build()
+
+    monkeypatch.setattr(window, "finish_building", recording_build)
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        window.load_in_background()
+    assert seen == ["Preparing the panels…"]
+    window.document.undo_stack.setClean()
+    assert window.close()
+    window.data_panel.shutdown()

@@ -123,6 +123,9 @@ class MainWindow(QMainWindow):
         self._loader.run(import_heavy_modules)
 
     def _loaded(self, then: Callable[[], None] | None) -> None:
+        # Building the panels holds the GUI thread for a second or two: say so first.
+        self.loading_view.message.setText("Preparing the panels…")
+        self.loading_view.message.repaint()
         self.finish_building()
         if then is not None:
             then()
