@@ -6,7 +6,7 @@ import importlib.metadata
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -136,17 +136,27 @@ def _names(devices: Sequence[DeviceInfo]) -> str:
     return ", ".join(device.name for device in devices)
 
 
-def precision_support(devices: Sequence[DeviceInfo] | None = None) -> list[Capability]:
-    """Each precision: the devices that run it, or why none here can."""
+def _support(
+    names: Sequence[str],
+    offered: Callable[[DeviceInfo], Sequence[str]],
+    reason: Callable[[str, Sequence[DeviceInfo]], str],
+    devices: Sequence[DeviceInfo] | None,
+) -> list[Capability]:
+    """Each name: the devices that offer it, or REASON why none here can."""
     found = _discover(devices)
     result = []
-    for precision in PRECISION_NAMES:
-        offering = [device for device in found if precision in device.precisions]
+    for name in names:
+        offering = [device for device in found if name in offered(device)]
         if offering:
-            result.append(Capability(precision, True, _names(offering)))
+            result.append(Capability(name, True, _names(offering)))
         else:
-            result.append(Capability(precision, False, _precision_reason(precision, found)))
+            result.append(Capability(name, False, reason(name, found)))
     return result
+
+
+def precision_support(devices: Sequence[DeviceInfo] | None = None) -> list[Capability]:
+    """Each precision: the devices that run it, or why none here can."""
+    return _support(PRECISION_NAMES, lambda d: d.precisions, _precision_reason, devices)
 
 
 def _precision_reason(precision: str, devices: Sequence[DeviceInfo]) -> str:
@@ -161,15 +171,7 @@ def _precision_reason(precision: str, devices: Sequence[DeviceInfo]) -> str:
 
 def ddp_backend_support(devices: Sequence[DeviceInfo] | None = None) -> list[Capability]:
     """Each DDP backend: the devices it serves, or why it cannot run here."""
-    found = _discover(devices)
-    result = []
-    for backend in DDP_BACKEND_NAMES:
-        offering = [device for device in found if backend in device.ddp_backends]
-        if offering:
-            result.append(Capability(backend, True, _names(offering)))
-        else:
-            result.append(Capability(backend, False, _backend_reason(backend, found)))
-    return result
+    return _support(DDP_BACKEND_NAMES, lambda d: d.ddp_backends, _backend_reason, devices)
 
 
 def _backend_reason(backend: str, devices: Sequence[DeviceInfo]) -> str:
