@@ -35,6 +35,17 @@ def _deferred_window(qtbot, tmp_path: Path) -> MainWindow:  # type: ignore[no-un
     return window
 
 
+def _broken_torch_import() -> None:
+    raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+
+def _close_built(window: MainWindow) -> None:
+    """Close a fully built window as a user who saved nothing, and join its preview thread."""
+    window.document.undo_stack.setClean()
+    assert window.close()
+    window.data_panel.shutdown()
+
+
 def test_the_window_module_does_not_load_pytorch() -> None:
     """What lets the frame show in about a second: PyTorch alone takes ~2 s to import here."""
     code = (
@@ -63,8 +74,7 @@ def test_deferred_window_shows_loading_then_builds_the_panels(qtbot, tmp_path: P
     assert window.windowTitle().startswith("digits-mlp (preset)")
     assert window.layer_panel.model.rowCount() > 0
     assert window.layers_dock.isVisible() and window.findChild(type(window.tabs), "mainTabs")
-    window.close()
-    window.data_panel.shutdown()
+    _close_built(window)
 
 
 def test_closing_while_pytorch_loads_ends_cleanly(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -77,10 +87,7 @@ def test_closing_while_pytorch_loads_ends_cleanly(qtbot, tmp_path: Path) -> None
 def test_a_broken_pytorch_install_is_explained_in_the_window(
     qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    def broken() -> None:
-        raise ImportError("libtorch_cpu.so: cannot open shared object file")
-
-    monkeypatch.setattr(main_window, "import_heavy_modules", broken)
+    monkeypatch.setattr(main_window, "import_heavy_modules", _broken_torch_import)
     window = _deferred_window(qtbot, tmp_path)
     window.load_in_background()
     qtbot.waitUntil(lambda: "could not load PyTorch" in window.loading_view.message.text())
@@ -114,9 +121,7 @@ def test_deferred_window_restores_the_saved_dock_layout(qtbot, tmp_path: Path) -
     first.open_startup(None)
     first.runs_dock.raise_()
     first.settings_dock.close()  # the user hid one dock
-    first.document.undo_stack.setClean()
-    assert first.close()
-    first.data_panel.shutdown()
+    _close_built(first)
 
     again = _deferred_window(qtbot, tmp_path)
     with qtbot.waitSignal(again.ready, timeout=60_000):
@@ -124,9 +129,7 @@ def test_deferred_window_restores_the_saved_dock_layout(qtbot, tmp_path: Path) -
     assert again.layers_dock.isVisible() and again.runs_dock.isVisible()
     assert not again.settings_dock.isVisible()
     assert again.menuBar().isVisible() and again.centralWidget().isVisible()
-    again.document.undo_stack.setClean()
-    assert again.close()
-    again.data_panel.shutdown()
+    _close_built(again)
 
 
 def test_startup_check_ends_with_status_1_when_pytorch_cannot_load(
@@ -134,10 +137,7 @@ def test_startup_check_ends_with_status_1_when_pytorch_cannot_load(
 ) -> None:  # type: ignore[no-untyped-def]
     from workbench import app
 
-    def broken() -> None:
-        raise ImportError("libtorch_cpu.so: cannot open shared object file")
-
-    monkeypatch.setattr(main_window, "import_heavy_modules", broken)
+    monkeypatch.setattr(main_window, "import_heavy_modules", _broken_torch_import)
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_app installs its own hook
     windows: list[MainWindow] = []
     real_init = MainWindow.__init__
@@ -168,6 +168,4 @@ def test_the_loading_page_says_when_the_panels_are_being_built(
     with qtbot.waitSignal(window.ready, timeout=60_000):
         window.load_in_background()
     assert seen == ["Preparing the panels…"]
-    window.document.undo_stack.setClean()
-    assert window.close()
-    window.data_panel.shutdown()
+    _close_built(window)

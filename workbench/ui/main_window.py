@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.document = ProjectDocument(parent=self)
         self.recovery = RecoveryStore(self.document, recovery_dir, parent=self)
         self.is_ready = False
+        self._loader: BackgroundTask | None = None  # imports PyTorch for a deferred window
         self._given_devices = devices
         self._needs_default_docks = False
         self.resize(1400, 900)
@@ -116,11 +117,11 @@ class MainWindow(QMainWindow):
 
     def load_in_background(self, then: Callable[[], None] | None = None) -> None:
         """Import PyTorch off the GUI thread, then build the panels and call THEN."""
-        self._loader = BackgroundTask(self)
-        self._loader.succeeded.connect(lambda _result: self._loaded(then))
-        self._loader.failed.connect(self.loading_view.show_failure)
-        self._loader.failed.connect(self.load_failed)
-        self._loader.run(import_heavy_modules)
+        self._loader = loader = BackgroundTask(self)
+        loader.succeeded.connect(lambda _result: self._loaded(then))
+        loader.failed.connect(self.loading_view.show_failure)
+        loader.failed.connect(self.load_failed)
+        loader.run(import_heavy_modules)
 
     def _loaded(self, then: Callable[[], None] | None) -> None:
         # Building the panels holds the GUI thread for a second or two: say so first.
@@ -871,7 +872,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.is_ready:  # still loading PyTorch: nothing to save or stop yet
-            if hasattr(self, "_loader"):
+            if self._loader is not None:
                 self._loader.shutdown()
             event.accept()
             return
