@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import threading
 from typing import Any
 
+import pytest
 from pytestqt.qtbot import QtBot
 from torch import nn
 
 from tests.conftest import PRESETS
+from workbench.controllers import training_controller
 from workbench.controllers.training_controller import TrainingController
+from workbench.engine.cpu_threads import TRAINING_NICENESS
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.reports import BaseObserver, BatchReport, EpochReport, RunStarted
 from workbench.engine.trainer import Trainer
@@ -100,3 +105,34 @@ def test_a_factory_may_skip_a_run_and_can_be_removed(qtbot: QtBot) -> None:
         controller.shutdown()
     assert len(calls) == 1
     assert controller.trainer is not None and controller.trainer.history  # trained normally
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux thread priorities")
+def test_the_training_thread_yields_to_the_gui_thread(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before each run the GUI thread hands back its idle OpenMP team (it made the training
+    thread's team sleep between operations); the training thread runs at a lower priority."""
+    released_on: list[int] = []
+    real_release = training_controller.release_idle_cpu_threads
+    monkeypatch.setattr(
+        training_controller,
+        "release_idle_cpu_threads",
+        lambda: (released_on.append(threading.get_ident()), real_release())[1],
+    )
+    niceness: list[int] = []
+
+    class NiceRecorder(BaseObserver):
+        def on_started(self, report: RunStarted) -> None:
+            niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    controller = TrainingController()
+    controller.add_observer_factory(lambda _trainer: NiceRecorder())
+    gui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    try:
+        run(qtbot, controller)
+    finally:
+        controller.shutdown()
+    assert released_on == [threading.get_ident()]
+    assert niceness == [min(gui_nice + TRAINING_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui_nice

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from workbench.engine.control import RunControl
+from workbench.engine.cpu_threads import lower_this_threads_priority, release_idle_cpu_threads
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment
 from workbench.engine.reports import (
@@ -50,6 +51,8 @@ class TrainingWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        # First, before any tensor work: the OpenMP workers this thread starts inherit it.
+        lower_this_threads_priority()
         # The worker reports first, so the GUI hears of an epoch before any extra observer's
         # work on it; extra observers run here, on the training thread, between batches.
         extra = self.extra_observers
@@ -181,6 +184,7 @@ class TrainingController(QObject):
         # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
         self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._thread_finished)
+        release_idle_cpu_threads()  # the GUI thread's idle team would slow the training thread's
         self._thread.start()
         self._set_state("paused" if start_paused else "running")
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from workbench.engine.control import RunControl
+from workbench.engine.cpu_threads import claim_intra_op_threads
 from workbench.engine.datasets import make_loaders
 from workbench.engine.devices import DeviceInfo, available_devices, resolve_device
 from workbench.engine.early_stopping import EarlyStopping
@@ -56,16 +57,6 @@ def uses_channels_last(setting: str, model: nn.Module) -> bool:
     if setting != "auto":
         return setting == "channels_last"
     return any(isinstance(module, nn.Conv2d) for module in model.modules())
-
-
-def claim_intra_op_threads() -> None:
-    """Size this thread's OpenMP team explicitly (PyTorch's own count, unchanged).
-
-    A thread other than the main one (the window's training thread) otherwise gets its team
-    sized lazily, which on this project's CPU machines trained mnist-cnn 8-13% slower than the
-    main thread; with the explicit call both train alike (tests/benchmarks/test_bench_gui.py).
-    """
-    torch.set_num_threads(torch.get_num_threads())
 
 
 class Trainer:
