@@ -218,6 +218,24 @@ def test_presentation_mode_enlarges_lines_and_text(panel: PlotsPanel) -> None:
     assert panel.smooth_loss_curve.opts["pen"].widthF() > normal_width
     assert panel.loss_plot.getAxis("left").style["tickFont"].pointSize() > normal_font
     assert panel.presentation_action.isChecked()
+    wider = panel.loss_plot.getAxis("left").style["tickTextWidth"]
+    panel.set_presentation_mode(False)
+    assert panel.loss_plot.getAxis("left").style["tickTextWidth"] < wider  # room for the font
+
+
+def test_new_tick_labels_never_resize_the_axes(panel: PlotsPanel, qtbot: QtBot) -> None:
+    """A label wider than the last (0.5 -> 0.0005) must not re-lay out the plot: that cost a
+    cascade of 3-4 repaints of every plot at each epoch's end while training."""
+    panel.reset(started())
+    qtbot.wait(50)
+    widths = [plot.getAxis("left").width() for plot in panel.plots()]
+    panel.add_batches([batch(1, i, loss) for i, loss in enumerate([0.5, 0.0004, 0.0003, 0.0002])])
+    panel.add_epoch(epoch_report(1, 0.00042, 0.00031, 0.6))
+    for _ in range(3):
+        for plot in panel.plots():
+            plot.repaint()
+        qtbot.wait(20)
+    assert [plot.getAxis("left").width() for plot in panel.plots()] == widths
 
 
 def test_overlay_draws_another_runs_epochs_and_can_be_cleared(panel: PlotsPanel) -> None:

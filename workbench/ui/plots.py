@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QImage, QImageWriter, QPainter
+from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QImage, QImageWriter, QPainter
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -31,6 +31,7 @@ from workbench.engine.run_files import METRIC_COLUMNS
 from workbench.ui.qt import pg
 
 REDRAW_INTERVAL_MS = 200  # per-batch loss curve: at most 5 redraws a second
+WIDEST = "0.0005"  # the widest y tick label that the plots make room for (longer ones overhang)
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency and in greyscale print.
 BLUE = "#0072B2"
@@ -260,6 +261,9 @@ class PlotsPanel(QWidget):
         plot.setDownsampling(auto=True, mode="peak")
         plot.setClipToView(True)
         plot.getAxis("left").enableAutoSIPrefix(False)
+        # A fixed tick-label width (set with the font): a wider label never re-lays out the
+        # plot, which at each epoch's end cost a cascade of 3-4 repaints per plot.
+        plot.getAxis("left").setStyle(autoExpandTextSpace=False)
         for side in ("left", "bottom"):
             # no third tick level: its hairline grid is noise on a projector and costs paint time
             plot.getAxis(side).setStyle(maxTickLevel=1)
@@ -369,6 +373,8 @@ class PlotsPanel(QWidget):
             for side in ("left", "bottom"):
                 axis = item.getAxis(side)
                 axis.setTickFont(tick_font)
+                if side == "left":
+                    axis.setStyle(tickTextWidth=QFontMetrics(tick_font).horizontalAdvance(WIDEST))
                 axis.setLabel(axis.labelText, **{"font-size": f"{style.font_pt}pt"})
             if item.legend is not None:
                 _resize_legend(item.legend, style.font_pt)
