@@ -241,9 +241,14 @@ def test_model_probe_view_shows_histograms_norms_and_conv_pictures(qtbot: QtBot)
     batch = (torch.randn(16, 1, 5, 5), torch.randint(0, 3, (16,)))
     view = ModelProbeView()
     qtbot.addWidget(view)
-    for epoch in (1, 2):
-        probe.record(epoch, model, batch, nn.CrossEntropyLoss())
-        view.set_probe(probe)
+    probe.record(1, model, batch, nn.CrossEntropyLoss())
+    view.set_probe(probe)  # hidden (a tab not shown): drawn when it is shown
+    assert view.parameter.count() == 4 and not view.weights.getPlotItem().items
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.epoch_label.text() == "epoch 1" and len(view.weights.getPlotItem().items) == 1
+    probe.record(2, model, batch, nn.CrossEntropyLoss())
+    view.set_probe(probe)
     assert [view.parameter.itemText(i) for i in range(view.parameter.count())] == [
         "0.weight", "0.bias", "3.weight", "3.bias",
     ]  # fmt: skip

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -54,6 +55,7 @@ class ModelProbeView(QWidget):
         self.setObjectName("modelProbeView")
         self.setAccessibleName("modelProbeView")
         self.probe: ModelProbe | None = None
+        self._stale = False  # set_probe came while hidden: draw at the next show
         self._build()
 
     def _build(self) -> None:
@@ -125,8 +127,7 @@ class ModelProbeView(QWidget):
         self.epoch.setRange(0, max(len(probe.snapshots) - 1, 0))
         self.epoch.setValue(self.epoch.maximum())
         self.epoch.blockSignals(False)
-        self._draw_histograms()
-        self._draw_norms()
+        self._draw_when_visible()
 
     def set_filters(self, filters: np.ndarray[Any, Any] | None) -> None:
         """First-layer conv weights [out, in, kh, kw] (None hides the panel)."""
@@ -142,6 +143,19 @@ class ModelProbeView(QWidget):
             self.maps.setImage(_display(tile(maps)), levels=(0, 1))
 
     # ------------------------------------------------------------------ drawing
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._draw_when_visible()
+
+    def _draw_when_visible(self) -> None:
+        """Drawing takes the GUI thread ~50 ms at each epoch's end, while a run trains: a hidden
+        tab leaves it until it is shown."""
+        self._stale = not self.isVisible()
+        if not self._stale:
+            self._draw_histograms()
+            self._draw_norms()
 
     def _draw_histograms(self) -> None:
         self.weights.clear()
