@@ -7,8 +7,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from workbench.controllers.worker_thread import release, running, thread_for
 from workbench.engine.errors import WorkbenchError
 
 
@@ -54,7 +55,7 @@ class BackgroundTask(QObject):
 
     @classmethod
     def running_threads(cls) -> list[QThread]:
-        return [thread for thread in list(cls._all_threads) if thread.isRunning()]
+        return running(cls._all_threads)
 
     @property
     def is_busy(self) -> bool:
@@ -63,15 +64,10 @@ class BackgroundTask(QObject):
     def run(self, function: Callable[[], Any]) -> None:
         self._generation += 1
         generation = self._generation
-        thread = QThread()
         worker = _Worker(function, generation)
-        worker.moveToThread(thread)
-        BackgroundTask._all_threads.add(thread)
-        thread.started.connect(worker.run)
+        thread = thread_for(worker, "BackgroundTask", BackgroundTask._all_threads)
         # Bound methods of this GUI-thread object: Qt queues these calls onto the GUI thread.
         worker.finished_with.connect(self._deliver)
-        # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
-        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(self._reap)
         self._running[generation] = (thread, worker)
         thread.start()
@@ -95,9 +91,7 @@ class BackgroundTask(QObject):
     def _cleanup(self, generation: int) -> None:
         entry = self._running.pop(generation, None)
         if entry is not None:
-            thread, worker = entry
-            worker.deleteLater()
-            thread.deleteLater()
+            release(*entry)
         if not self._running:
             self.busy_changed.emit(False)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from workbench.controllers.worker_thread import release, running, thread_for
 from workbench.engine.checkpoints import open_checkpoint, save_state_dict
 from workbench.engine.checkpoints.report import format_bytes
 from workbench.engine.errors import WorkbenchError
@@ -85,7 +86,7 @@ class CheckpointLoader(QObject):
     @classmethod
     def running_threads(cls) -> list[QThread]:
         """Worker threads of any loader still running (tests fail on leaks with this)."""
-        return [thread for thread in list(cls._all_threads) if thread.isRunning()]
+        return running(cls._all_threads)
 
     @property
     def is_busy(self) -> bool:
@@ -132,17 +133,10 @@ class CheckpointLoader(QObject):
 
     def _start(self, task: Task) -> None:
         was_busy = self.is_busy
-        thread = QThread()
-        thread.setObjectName(f"CheckpointTask-{task.name}")
-        CheckpointLoader._all_threads.add(thread)
         worker = TaskWorker(task)
-        worker.moveToThread(thread)
+        thread = thread_for(worker, f"CheckpointTask-{task.name}", CheckpointLoader._all_threads)
         worker.succeeded.connect(functools.partial(self._on_succeeded, task))
         worker.failed.connect(functools.partial(self._on_failed, task))
-        thread.started.connect(worker.run)
-        # Direct: quit() is thread-safe, and a queued call would wait for the GUI thread, which
-        # is blocked inside shutdown()'s wait().
-        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(functools.partial(self._on_thread_finished, task.name, thread))
         self._running[task.name] = (thread, worker)
         thread.start()
@@ -168,9 +162,7 @@ class CheckpointLoader(QObject):
             self.busy_changed.emit(False)
 
     def _release(self, name: str) -> None:
-        thread, worker = self._running.pop(name)
-        worker.deleteLater()
-        thread.deleteLater()
+        release(*self._running.pop(name))
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Drop queued tasks and wait for running ones; True when nothing is left running."""

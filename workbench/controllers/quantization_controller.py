@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from workbench.controllers.worker_thread import release, running, thread_for
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment
 from workbench.engine.quantization import (
@@ -113,7 +114,7 @@ class QuantizationController(QObject):
     @classmethod
     def running_threads(cls) -> list[QThread]:
         """Worker threads of any controller still running (tests fail on leaks with this)."""
-        return [thread for thread in list(cls._all_threads) if thread.isRunning()]
+        return running(cls._all_threads)
 
     @property
     def is_running(self) -> bool:
@@ -131,9 +132,6 @@ class QuantizationController(QObject):
         if self.is_running:
             raise RuntimeError("a quantization is already running")
         self._stop = threading.Event()
-        self._thread = QThread()
-        self._thread.setObjectName("QuantizationThread")
-        QuantizationController._all_threads.add(self._thread)
         self._worker = QuantizationWorker(
             experiment,
             state_dict,
@@ -142,14 +140,13 @@ class QuantizationController(QObject):
             measure or MeasureSettings(),
             self._stop,
         )
-        self._worker.moveToThread(self._thread)
+        self._thread = thread_for(
+            self._worker, "QuantizationThread", QuantizationController._all_threads
+        )
         self._worker.progressed.connect(self.progressed)
         self._worker.run_succeeded.connect(self.run_succeeded)
         self._worker.run_failed.connect(self.run_failed)
         self._worker.run_cancelled.connect(self.run_cancelled)
-        self._thread.started.connect(self._worker.run)
-        # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
-        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(functools.partial(self._on_thread_finished, self._thread))
         self._thread.start()
         self._set_state("running")
@@ -167,9 +164,7 @@ class QuantizationController(QObject):
     def _on_thread_finished(self, thread: QThread) -> None:
         if thread is not self._thread:
             return  # already handled by shutdown()
-        if self._worker is not None:
-            self._worker.deleteLater()
-        thread.deleteLater()
+        release(thread, self._worker)
         self._thread, self._worker, self._stop = None, None, None
         self._set_state("idle")
         self.run_ended.emit()

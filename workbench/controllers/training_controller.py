@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from workbench.controllers.worker_thread import release, running, thread_for
 from workbench.engine.control import RunControl
 from workbench.engine.cpu_threads import lower_this_threads_priority, release_idle_cpu_threads
 from workbench.engine.errors import WorkbenchError
@@ -131,7 +132,7 @@ class TrainingController(QObject):
     @classmethod
     def running_threads(cls) -> list[QThread]:
         """Worker threads of any controller still running (tests fail on leaks with this)."""
-        return [thread for thread in list(cls._all_threads) if thread.isRunning()]
+        return running(cls._all_threads)
 
     @property
     def is_running(self) -> bool:
@@ -174,15 +175,9 @@ class TrainingController(QObject):
         made = [factory(trainer) for factory in list(self._observer_factories)]
         extra = [observer for observer in made if observer is not None]
         self._control, self.trainer = control, trainer
-        self._thread = QThread()
-        self._thread.setObjectName("TrainingThread")
-        TrainingController._all_threads.add(self._thread)
         self._worker = TrainingWorker(trainer, extra)
-        self._worker.moveToThread(self._thread)
+        self._thread = thread_for(self._worker, "TrainingThread", TrainingController._all_threads)
         self._connect(self._worker)
-        self._thread.started.connect(self._worker.run)
-        # Direct: the QThread object lives on the GUI thread, which may be blocked in wait().
-        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._thread_finished)
         release_idle_cpu_threads()  # the GUI thread's idle team would slow the training thread's
         self._thread.start()
@@ -210,10 +205,7 @@ class TrainingController(QObject):
     def _on_thread_finished(self, thread: QThread) -> None:
         if thread is not self._thread:
             return  # already handled by shutdown()
-        if self._worker is not None:
-            self._worker.deleteLater()
-        if self._thread is not None:
-            self._thread.deleteLater()
+        release(thread, self._worker)
         self._thread, self._worker, self._control = None, None, None
         self._set_state("idle")
         self.run_ended.emit()
