@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-OMP_PAUSE_SOFT = 1  # omp_pause_resource_t: free the threads, keep nothing else
+OMP_PAUSE_SOFT = 1  # omp_pause_soft: libgomp frees the calling thread's idle workers
 TRAINING_NICENESS = 5  # a window's training thread yields to the GUI thread: nice +5
 
 
