@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtGui import QFontInfo, QGuiApplication
+from PySide6.QtGui import QFontMetrics, QGuiApplication
 from pytestqt.qtbot import QtBot
 
 import workbench.engine.devices as device_discovery
@@ -58,7 +58,10 @@ def test_without_a_gpu_it_says_why_16_mixed_is_missing(qtbot: QtBot) -> None:
 def test_text_is_read_only_monospace_and_names_qt(qtbot: QtBot) -> None:
     dialog = open_dialog(qtbot)
     assert dialog.text.isReadOnly()
-    assert QFontInfo(dialog.text.font()).fixedPitch()
+    # Columns line up: every character is as wide as any other. (QFontInfo.fixedPitch() is
+    # False for some monospaced fonts, Noto Sans Mono among them, so measure instead.)
+    metrics = QFontMetrics(dialog.text.font())
+    assert metrics.horizontalAdvance("iiii") == metrics.horizontalAdvance("WWWW")
     assert "\nQt\n  Qt 6." in dialog.plain_text()
     assert "platform offscreen" in dialog.plain_text()
 
