@@ -45,7 +45,7 @@ def evil_file(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def open_and_wait_for_failure(qtbot, editor: CheckpointEditor, path: Path) -> None:  # type: ignore[no-untyped-def]
-    with qtbot.waitSignal(editor.loader.failed, timeout=10_000):
+    with qtbot.waitSignal(editor.document.loader.failed, timeout=10_000):
         editor.open_file(path)
 
 
@@ -74,7 +74,7 @@ def test_an_unsafe_file_is_refused_with_its_globals_and_no_code_runs(
     assert "<code>pathlib.Path</code>" in banner.text
     assert "a weights-only load does not allow" in banner.text
     assert editor.trust_button.isVisibleTo(editor)
-    assert editor.checkpoint is None and editor.state_dict == {}
+    assert editor.document.checkpoint is None and editor.state_dict == {}
     assert not marker.exists()
 
 
@@ -94,7 +94,7 @@ def test_cancelling_the_trust_dialog_keeps_the_file_closed(
     assert box.defaultButton().objectName() == "trustCancel"
     assert any(b.text() == TRUST_BUTTON_TEXT for b in box.buttons())
     assert messages == ["evil.pth was not opened."]
-    assert not editor.loader.is_busy and editor.checkpoint is None
+    assert not editor.document.loader.is_busy and editor.document.checkpoint is None
     assert not marker.exists()
 
 
@@ -107,7 +107,8 @@ def test_load_anyway_reads_the_file_in_a_separate_process(
     answer_trust_dialog("trustLoadAnyway", seen)
     with qtbot.waitSignal(editor.title_changed, timeout=60_000):
         editor.trust_button.click()
-    assert editor.checkpoint is not None and editor.checkpoint.loaded_in_subprocess
+    checkpoint = editor.document.checkpoint
+    assert checkpoint is not None and checkpoint.loaded_in_subprocess
     assert list(editor.state_dict) == ["fc.weight"]
     assert not editor.unsafe_banner.isVisibleTo(editor)
     assert marker.exists()  # the user chose to run it: it ran, in the child process
@@ -140,7 +141,7 @@ def test_broken_files_show_their_message_inline_never_a_traceback(
     assert banner.text.startswith(f"{path}: ") and expected in banner.text
     assert "Traceback" not in banner.text
     assert not editor.unsafe_banner.isVisibleTo(editor)
-    assert not editor.busy_row.isVisibleTo(editor)
+    assert not editor.header.busy_row.isVisibleTo(editor)
 
 
 def test_a_failed_open_keeps_the_file_already_open(
@@ -165,8 +166,8 @@ def test_comparing_with_an_unsafe_file_is_refused_too(
     torch.save({"fc.weight": torch.ones(2, 2)}, good)
     with qtbot.waitSignal(editor.title_changed, timeout=10_000):
         editor.open_file(good)
-    with qtbot.waitSignal(editor.loader.failed, timeout=10_000):
-        editor.compare_with(path)
+    with qtbot.waitSignal(editor.document.loader.failed, timeout=10_000):
+        editor.document.compare_with(path)
     view = editor.diff_view
     assert f"{path}: refused to open" in view.summary.text()
     assert view.trust_button.isVisibleTo(editor)
@@ -181,9 +182,9 @@ def test_saving_to_an_unknown_suffix_shows_the_reason(
     torch.save({"w": torch.ones(2)}, good)
     with qtbot.waitSignal(editor.title_changed, timeout=10_000):
         editor.open_file(good)
-    editor.strip_prefix("w")  # refused: stripping would leave an empty key
+    editor.document.strip_prefix("w")  # refused: stripping would leave an empty key
     assert "would get an empty key" in editor.error_banner.text
-    with qtbot.waitSignal(editor.loader.failed, timeout=10_000):
-        editor.save_as(tmp_path / "weights.txt")
+    with qtbot.waitSignal(editor.document.loader.failed, timeout=10_000):
+        editor.document.save_as(tmp_path / "weights.txt")
     assert "unknown output suffix '.txt'" in editor.error_banner.text
     assert not (tmp_path / "weights.txt").exists()
