@@ -207,6 +207,7 @@ class CheckpointDocument(QObject):
         path = Path(path)
         self._set_error("")
         self._set_refusal(None)
+        self._working[OPEN] = f"Opening {path.name}…"  # until the loader says more
         self.loader.open(path, trust_file=path if trust else None)
 
     def _set_error(self, message: str) -> None:
@@ -340,8 +341,10 @@ class CheckpointDocument(QObject):
         """Write the current weights atomically (.pth or .safetensors) on a worker thread."""
         if not self.is_open:
             return
+        path = Path(path)
         self._save_index = self.undo_stack.index()
-        self.loader.save(self._state, Path(path))
+        self._working[SAVE] = f"Saving {path.name}…"  # until the loader says more
+        self.loader.save(self._state, path)
 
     def _on_saved(self, path: Path) -> None:
         self.path = path
