@@ -64,6 +64,7 @@ class EditorHeader(QWidget):
         self.busy_bar.setMaximumWidth(160)
         self.busy_bar.setTextVisible(False)
         self.busy_label = QLabel()
+        self.busy_label.setTextFormat(Qt.TextFormat.PlainText)
         self.busy_label.setObjectName("checkpointBusyText")
         row.addWidget(self.busy_bar)
         row.addWidget(self.busy_label, 1)
