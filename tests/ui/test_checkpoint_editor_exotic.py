@@ -170,3 +170,20 @@ def test_whatever_the_statistics_raise_the_panel_shows_one_line(
     qtbot.waitUntil(lambda: stats_note(panel) == expected, timeout=10_000)
     assert not panel.values_box.isVisibleTo(panel)
     assert not error_dialogs()
+
+
+def test_a_file_whose_tensors_have_no_shape_is_refused_in_one_line(qtbot, editor, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.ones(2)}, good)
+    with qtbot.waitSignal(editor.document.opened, timeout=10_000):
+        editor.open_file(good)
+    nested = tmp_path / "nested.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch calls strided nested tensors a prototype
+        torch.save({"w": torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])}, nested)
+        editor.open_file(nested)
+    qtbot.waitUntil(lambda: editor.error_banner.isVisibleTo(editor), timeout=10_000)
+    assert_one_readable_line(editor.error_banner.text)
+    assert editor.error_banner.text.startswith(str(nested))
+    assert editor.title == "good.pth" and list(editor.state_dict) == ["w"]
+    assert not error_dialogs()

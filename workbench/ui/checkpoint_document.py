@@ -178,8 +178,19 @@ class CheckpointDocument(QObject):
             self.diff = None
             self.diff_outdated.emit()
 
-    def load(self, checkpoint: Checkpoint) -> None:
-        """Start over with an opened checkpoint: no undo history, no comparison, not dirty."""
+    def load(self, checkpoint: Checkpoint) -> bool:
+        """Start over with an opened checkpoint: no undo history, no comparison, not dirty.
+
+        A file whose tensors cannot even be listed (no plain shape) is refused in one line,
+        and the file already open stays open.
+        """
+        try:
+            infos = tensor_infos(checkpoint.state_dict)
+        except Exception as exc:  # noqa: BLE001 - whatever torch raises: one line, no traceback
+            self._set_error(
+                f"{checkpoint.path}: cannot list the tensors in this file ({first_line(exc)})."
+            )
+            return False
         self.checkpoint = checkpoint
         self.path = checkpoint.path
         self._saved_device_by_tensor = {
@@ -192,10 +203,11 @@ class CheckpointDocument(QObject):
         self._state = dict(checkpoint.state_dict)
         self.opened.emit(checkpoint)
         self.title_changed.emit(self.title)
-        parameters = sum(info.numel for info in tensor_infos(self._state) if not info.is_buffer)
+        parameters = sum(info.numel for info in infos if not info.is_buffer)
         self.status_message.emit(
             f"Opened {checkpoint.path.name}: {len(self._state):,} keys, {parameters:,} parameters"
         )
+        return True
 
     # opening -----------------------------------------------------------------
     def open(self, path: str | Path, trust: bool = False) -> None:
