@@ -77,32 +77,34 @@ def open_editor(qtbot, editors, path: Path, provider=renamed_model) -> Checkpoin
 
 
 def top_level_names(editor: CheckpointEditor) -> list[str]:
-    proxy = editor.proxy
+    proxy = editor.key_tree.proxy
     return [proxy.index(row, NAME).data() for row in range(proxy.rowCount())]
 
 
 def visible_keys(editor: CheckpointEditor) -> list[str]:
     """Tensor keys the tree shows (through the filter), depth first."""
+    proxy, model = editor.key_tree.proxy, editor.key_tree.tree_model
     keys, stack = [], [QModelIndex()]
     while stack:
         parent = stack.pop()
-        for row in reversed(range(editor.proxy.rowCount(parent))):
-            index = editor.proxy.index(row, NAME, parent)
-            if editor.proxy.hasChildren(index):
+        for row in reversed(range(proxy.rowCount(parent))):
+            index = proxy.index(row, NAME, parent)
+            if proxy.hasChildren(index):
                 stack.append(index)
             else:
-                keys.append(editor.tree_model.item(editor.proxy.mapToSource(index)).path)
+                keys.append(model.item(proxy.mapToSource(index)).path)
     return sorted(keys)
 
 
 def test_opening_shows_the_module_tree_with_shapes_and_types(qtbot, editors, mnist_file) -> None:  # type: ignore[no-untyped-def]
     editor = open_editor(qtbot, editors, mnist_file)
     assert top_level_names(editor) == ["conv1", "conv2", "fc1", "fc2"]
-    conv1 = editor.proxy.index(0, NAME)
+    conv1 = editor.key_tree.proxy.index(0, NAME)
     assert conv1.siblingAtColumn(LAYER_TYPE).data() == "Conv2d"
-    weight = editor.proxy.index(0, SHAPE, conv1)
+    weight = editor.key_tree.proxy.index(0, SHAPE, conv1)
     assert weight.data() == "[4, 1, 3, 3]"
-    assert "8 keys" in editor.summary.text() and "mnist_cnn.pt" in editor.summary.text()
+    summary = editor.header.summary.text()
+    assert "8 keys" in summary and "mnist_cnn.pt" in summary
     assert editor.title == "mnist_cnn.pt" and not editor.is_dirty
     assert not editor.wrapper_banner.isVisibleTo(editor)
     assert not editor.error_banner.isVisibleTo(editor)
@@ -114,20 +116,20 @@ def test_rename_then_reconcile_passes_strict_load_and_undo_restores(
     editor = open_editor(qtbot, editors, mnist_file)
     dirty: list[bool] = []
     editor.dirty_changed.connect(dirty.append)
-    assert editor.rename_substring("conv1", "embed_1")
-    assert editor.rename_substring("conv2", "embed_2")
+    assert editor.document.rename_substring("conv1", "embed_1")
+    assert editor.document.rename_substring("conv2", "embed_2")
     assert list(editor.state_dict) == RENAMED_KEYS
     assert top_level_names(editor) == ["embed_1", "embed_2", "fc1", "fc2"]
     assert dirty == [True] and editor.title == "mnist_cnn.pt*"
-    assert editor.dirty_indicator.isVisibleTo(editor)
+    assert editor.header.dirty_indicator.isVisibleTo(editor)
 
-    result = editor.reconcile_with_model()
+    result = editor.document.reconcile()
     assert result is not None and result.fits
     verdict = editor.reconcile_view.verdict.text()
     assert verdict.startswith("✔ Strict load passes: all 8 keys match the model")
 
-    editor.undo_stack.undo()
-    editor.undo_stack.undo()
+    editor.document.undo_stack.undo()
+    editor.document.undo_stack.undo()
     assert list(editor.state_dict) == MNIST_KEYS
     assert dirty == [True, False] and editor.title == "mnist_cnn.pt"
     assert editor.reconcile_view.verdict.text().startswith(
@@ -137,7 +139,7 @@ def test_rename_then_reconcile_passes_strict_load_and_undo_restores(
 
 def test_rename_through_the_dialog_with_its_live_preview(qtbot, editors, mnist_file) -> None:  # type: ignore[no-untyped-def]
     editor = open_editor(qtbot, editors, mnist_file)
-    editor.select_path("conv1")
+    editor.key_tree.select_path("conv1")
     dialog = editor.open_rename_dialog()
     assert dialog.find_edit.text() == "conv1"  # the selected module is the starting text
     dialog.replace_edit.setText("embed_1")
@@ -153,7 +155,7 @@ def test_rename_through_the_dialog_with_its_live_preview(qtbot, editors, mnist_f
     dialog.replace_edit.setText("embed_2")
     dialog.ok_button.click()
     assert list(editor.state_dict) == RENAMED_KEYS
-    assert editor.undo_stack.count() == 2
+    assert editor.document.undo_stack.count() == 2
 
 
 def test_substring_rename_warns_when_it_also_hits_longer_names(qtbot, editors, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -183,12 +185,12 @@ def test_a_colliding_regex_rename_is_refused_naming_the_keys(qtbot, editors, mni
     assert dialog.preview.rowCount() == 0
     dialog.reject()
 
-    assert not editor.rename_regex(r"^conv\d", "conv")  # the API refuses the same way
+    assert not editor.document.rename_regex(r"^conv\d", "conv")  # the API refuses the same way
     assert editor.error_banner.isVisibleTo(editor)
     assert (
         "'conv1.weight', 'conv2.weight' would all become 'conv.weight'" in editor.error_banner.text
     )
-    assert list(editor.state_dict) == MNIST_KEYS and editor.undo_stack.count() == 0
+    assert list(editor.state_dict) == MNIST_KEYS and editor.document.undo_stack.count() == 0
 
 
 def test_reconcile_suggests_renames_and_applying_them_makes_it_fit(
@@ -209,7 +211,7 @@ def test_reconcile_suggests_renames_and_applying_them_makes_it_fit(
     assert list(editor.state_dict) == RENAMED_KEYS
     assert view.verdict.text().startswith("✔ Strict load passes")
     assert not view.apply_button.isEnabled()
-    editor.undo_stack.undo()
+    editor.document.undo_stack.undo()
     assert view.verdict.text().startswith("✘ Strict load fails")
 
 
@@ -220,7 +222,7 @@ def test_reconcile_is_disabled_with_a_reason_when_there_is_no_model(
     editor.tabs.setCurrentWidget(editor.reconcile_view)
     assert not editor.reconcile_view.reconcile_button.isEnabled()
     assert "does not build a model" in editor.reconcile_view.reason.text()
-    assert editor.reconcile_with_model() is None
+    assert editor.document.reconcile() is None
 
     no_provider = open_editor(qtbot, editors, mnist_file, provider=None)
     no_provider.refresh_model_availability()
@@ -241,8 +243,9 @@ def test_a_ddp_file_is_fixed_by_the_banner_button(qtbot, editors, tmp_path) -> N
     editor.fix_button.click()
     assert list(editor.state_dict) == MNIST_KEYS
     assert not banner.isVisibleTo(editor)
-    assert editor.undo_stack.count() == 1 and editor.undo_stack.undoText() == "Strip 'module.'"
-    editor.undo_stack.undo()
+    stack = editor.document.undo_stack
+    assert stack.count() == 1 and stack.undoText() == "Strip 'module.'"
+    stack.undo()
     assert next(iter(editor.state_dict)) == "module.conv1.weight"
     assert banner.isVisibleTo(editor)
 
@@ -251,14 +254,14 @@ def test_the_filter_box_shows_only_matching_keys(qtbot, editors, mnist_file) -> 
     editor = open_editor(qtbot, editors, mnist_file)
     messages: list[str] = []
     editor.status_message.connect(messages.append)
-    qtbot.keyClicks(editor.filter_edit, "BIAS")  # filters once typing pauses
+    qtbot.keyClicks(editor.key_tree.filter_edit, "BIAS")  # filters once typing pauses
     biases = sorted(k for k in MNIST_KEYS if k.endswith("bias"))
     qtbot.waitUntil(lambda: visible_keys(editor) == biases, timeout=5_000)
     assert messages == ["4 of 8 keys match 'BIAS'"]
-    editor.filter_edit.setText("fc2")
+    editor.key_tree.filter_edit.setText("fc2")
     # a module match shows its tensors
     qtbot.waitUntil(lambda: visible_keys(editor) == ["fc2.bias", "fc2.weight"], timeout=5_000)
-    editor.filter_edit.clear()
+    editor.key_tree.filter_edit.clear()
     qtbot.waitUntil(lambda: visible_keys(editor) == sorted(MNIST_KEYS), timeout=5_000)
 
 
@@ -268,7 +271,7 @@ def test_a_selected_small_tensor_shows_statistics_values_and_histogram(
     editor = open_editor(qtbot, editors, mnist_file)
     panel = editor.tensor_panel
     assert panel.analysis is None  # nothing computed before a selection
-    assert editor.select_path("fc2.bias")
+    assert editor.key_tree.select_path("fc2.bias")
     bias = editor.state_dict["fc2.bias"]
     shown = panel.stats_text()
     assert shown["Min"] == format_number(float(bias.min()))
@@ -282,7 +285,7 @@ def test_a_selected_small_tensor_shows_statistics_values_and_histogram(
     assert panel.histogram.isVisibleTo(panel)
     assert sum(panel.analysis.histogram.counts) == 10
 
-    assert editor.select_path("fc1.weight")  # 512 elements: statistics but no values
+    assert editor.key_tree.select_path("fc1.weight")  # 512 elements: statistics but no values
     assert not panel.values_box.isVisibleTo(panel)
     assert panel.stats_text()["Zeros"] == "0.0%"
 
@@ -293,7 +296,7 @@ def test_statistics_of_a_big_tensor_arrive_from_the_worker_thread(
     monkeypatch.setattr(tensor_panel_module, "SYNC_LIMIT", 16)
     editor = open_editor(qtbot, editors, mnist_file)
     panel = editor.tensor_panel
-    editor.select_path("fc1.weight")
+    editor.key_tree.select_path("fc1.weight")
     qtbot.waitUntil(lambda: "Std" in panel.stats_text(), timeout=10_000)
     weight = editor.state_dict["fc1.weight"].double()
     assert panel.stats_text()["Mean"] == format_number(float(weight.mean()))
@@ -301,19 +304,19 @@ def test_statistics_of_a_big_tensor_arrive_from_the_worker_thread(
 
 def test_delete_and_cast_are_undoable(qtbot, editors, mnist_file) -> None:  # type: ignore[no-untyped-def]
     editor = open_editor(qtbot, editors, mnist_file)
-    editor.select_path("fc2")
+    editor.key_tree.select_path("fc2")
     assert editor.delete_action.isEnabled()
     editor.delete_action.trigger()
     assert list(editor.state_dict) == MNIST_KEYS[:6]
-    assert editor.cast("bfloat16")
+    assert editor.document.cast("bfloat16")
     assert {t.dtype for t in editor.state_dict.values()} == {torch.bfloat16}
     dialog = editor.open_cast_dialog()
     dialog.dtype_box.setCurrentText("bfloat16")
     assert not dialog.ok_button.isEnabled()
     assert dialog.summary.text() == "Every floating-point tensor is already bfloat16."
     dialog.reject()
-    editor.undo_stack.undo()
-    editor.undo_stack.undo()
+    editor.document.undo_stack.undo()
+    editor.document.undo_stack.undo()
     assert list(editor.state_dict) == MNIST_KEYS
     assert editor.state_dict["fc1.weight"].dtype == torch.float32
 
@@ -348,21 +351,22 @@ def test_ctrl_z_and_ctrl_shift_z_undo_and_redo_while_the_editor_has_focus(
     window.setCentralWidget(editor)
     window.show()
     qtbot.waitExposed(window)
-    editor.rename_substring("conv1", "embed_1")
-    editor.tree.setFocus()
-    qtbot.waitUntil(editor.tree.hasFocus)
-    qtbot.keyClick(editor.tree, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    editor.document.rename_substring("conv1", "embed_1")
+    editor.key_tree.tree.setFocus()
+    qtbot.waitUntil(editor.key_tree.tree.hasFocus)
+    qtbot.keyClick(editor.key_tree.tree, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert list(editor.state_dict) == MNIST_KEYS
     modifiers = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-    qtbot.keyClick(editor.tree, Qt.Key.Key_Z, modifiers)
+    qtbot.keyClick(editor.key_tree.tree, Qt.Key.Key_Z, modifiers)
     assert next(iter(editor.state_dict)) == "embed_1.weight"
-    editor.select_path("fc2.bias")
-    qtbot.keyClick(editor.tree, Qt.Key.Key_Delete)
+    editor.key_tree.select_path("fc2.bias")
+    qtbot.keyClick(editor.key_tree.tree, Qt.Key.Key_Delete)
     assert "fc2.bias" not in editor.state_dict
     assert window_undos == []  # the project's Undo never saw the editor's keys
-    editor.filter_edit.setFocus()
-    qtbot.waitUntil(editor.filter_edit.hasFocus)
-    qtbot.keyClick(editor.filter_edit, Qt.Key.Key_Delete)  # the filter box keeps its own keys
+    filter_edit = editor.key_tree.filter_edit
+    filter_edit.setFocus()
+    qtbot.waitUntil(filter_edit.hasFocus)
+    qtbot.keyClick(filter_edit, Qt.Key.Key_Delete)  # the filter box keeps its own keys
     assert editor.state_dict["fc2.weight"] is not None
     window.takeCentralWidget()  # the editor outlives the window: the fixture shuts it down
 
@@ -371,12 +375,12 @@ def test_save_as_writes_the_edited_weights_and_clears_the_dirty_mark(
     qtbot, editors, mnist_file, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     editor = open_editor(qtbot, editors, mnist_file)
-    editor.rename_substring("conv1", "embed_1")
+    editor.document.rename_substring("conv1", "embed_1")
     messages: list[str] = []
     editor.status_message.connect(messages.append)
     target = tmp_path / "fixed.safetensors"
     with qtbot.waitSignal(editor.dirty_changed, timeout=10_000) as dirty:
-        editor.save_as(target)
+        editor.document.save_as(target)
     assert dirty.args == [False]
     assert editor.title == "fixed.safetensors"
     assert messages[-1] == f"Saved 8 keys to {target}."
@@ -394,8 +398,8 @@ def test_compare_lists_what_differs_from_a_second_file(
     other_path = tmp_path / "other.pth"
     torch.save(other, other_path)
     editor = open_editor(qtbot, editors, mnist_file)
-    with qtbot.waitSignal(editor.loader.finished, timeout=10_000):
-        editor.compare_with(other_path)
+    with qtbot.waitSignal(editor.document.loader.finished, timeout=10_000):
+        editor.document.compare_with(other_path)
     table = editor.diff_view.table
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert rows == {"conv1.bias": "only in this file", "fc2.bias": "values"}

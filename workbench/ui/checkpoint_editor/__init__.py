@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.ui.checkpoint_editor.editor import CheckpointEditor, ModelProvider
+from workbench.ui.checkpoint_document import ModelProvider
+from workbench.ui.checkpoint_editor.editor import CheckpointEditor
 
 __all__ = ["CheckpointEditor", "ModelProvider"]

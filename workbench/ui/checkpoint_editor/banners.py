@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from html import escape
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
@@ -13,6 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.engine.checkpoints import COMPILE_PREFIX, MODEL_PREFIX, MODULE_PREFIX
+
+WRAPPER_ORIGINS = {
+    MODULE_PREFIX: "DDP (DistributedDataParallel)",
+    COMPILE_PREFIX: "torch.compile",
+    MODEL_PREFIX: "a wrapper holding the network as self.model (e.g. Lightning)",
+}
 # Background, border and text colours per kind; readable on light and dark themes alike.
 KIND_COLOURS = {
     "error": ("#fdecea", "#d93025", "#5f1a14"),
@@ -79,3 +89,25 @@ class Banner(QFrame):
     def _close(self) -> None:
         self.hide()
         self.closed.emit()
+
+
+def wrapper_banner_text(prefixes: list[str]) -> str:
+    joined = "".join(prefixes)
+    origins = " and ".join(dict.fromkeys(WRAPPER_ORIGINS[p] for p in prefixes))
+    return (
+        f"This file was saved from {origins}: strip '{joined}'. Every key starts with "
+        f"'{joined}', and the plain model expects its keys without it."
+    )
+
+
+def refusal_text(path: Path, unsafe_globals: tuple[str, ...]) -> str:
+    """The refusal in window words (the engine's message speaks of command-line flags)."""
+    listed = "".join(f"<li><code>{escape(name)}</code></li>" for name in unsafe_globals)
+    return (
+        f"<b>Refused to open {escape(path.name)}.</b> Loading it would import and run these "
+        f"Python objects, which a weights-only load does not allow:<ul>{listed}</ul>"
+        "A pickled checkpoint can run any code it names while it is read; plain weights never "
+        "need these. If you made this file or trust whoever did, <i>Load anyway…</i> reads it "
+        "in a separate process and keeps only its tensors. Better: re-save it once as a plain "
+        "state_dict or .safetensors."
+    )

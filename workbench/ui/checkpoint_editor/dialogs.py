@@ -130,10 +130,12 @@ class RenameDialog(QDialog):
         layout.addLayout(form)
         self.summary = QLabel()
         self.summary.setObjectName("renameSummary")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         self.message = QLabel()
         self.message.setObjectName("renameMessage")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)  # keys are text, never markup
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
@@ -250,6 +252,7 @@ class PrefixDialog(QDialog):
         layout.addLayout(row)
         self.summary = QLabel()
         self.summary.setObjectName("prefixSummary")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         self.preview = preview_table("prefixPreview")
@@ -368,6 +371,7 @@ def trust_dialog(
     box.setObjectName("trustDialog")
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Load a file that runs code?")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # names from the file are text, not markup
     box.setText(f"Loading {path.name} runs Python code stored in the file.")
     box.setInformativeText(
         f"{path}\n\nIt names these Python objects, which plain weights never need:\n{listed}\n\n"

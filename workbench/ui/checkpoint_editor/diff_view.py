@@ -87,6 +87,7 @@ class DiffView(QWidget):
         layout.addLayout(row)
         self.summary = QLabel("Compare with another checkpoint to see what changed.")
         named(self.summary, "diffSummary", "What differs between the two files")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)  # file names are text, not markup
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary)

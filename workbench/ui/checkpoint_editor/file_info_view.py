@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -109,6 +110,7 @@ class FileInfoView(QWidget):
             return
         for label, value in self._facts(checkpoint):
             field = QLabel(value)
+            field.setTextFormat(Qt.TextFormat.PlainText)  # file contents are text, not markup
             field.setWordWrap(True)
             self.facts.addRow(label, field)
         add_metadata_items(self.metadata_tree, checkpoint.metadata)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.controllers.checkpoint_loader import STATS, CheckpointLoader, Task, describe_error
+from workbench.controllers.checkpoint_loader import STATS, CheckpointLoader, Task
 from workbench.engine.checkpoints import (
     Histogram,
     TensorInfo,
@@ -29,12 +30,16 @@ from workbench.engine.checkpoints import (
     tensor_stats,
 )
 from workbench.engine.checkpoints.report import format_bytes, format_number, format_shape
+from workbench.engine.errors import WorkbenchError
+from workbench.ui.checkpoint_document import first_line
 from workbench.ui.checkpoint_editor.tree_model import TreeItem
 from workbench.ui.qt import pg
 
 VALUES_LIMIT = 256  # tensors up to this many elements show their values
 SYNC_LIMIT = 1 << 20  # statistics of bigger tensors are computed on a worker thread
 HISTOGRAM_BINS = 50
+NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+DETAIL_LIMIT = 120  # characters of torch's own message kept in the one-line explanation
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,43 @@ def values_text(tensor: torch.Tensor) -> str:
     values = tensor.detach().cpu()
     if values.is_quantized:
         values = values.dequantize()
-    if values.dtype in (torch.bfloat16, torch.float16):
-        values = values.float()
+    if values.is_floating_point() and values.dtype not in NUMPY_FLOATS:
+        values = values.float()  # bfloat16, float8 variants: numpy has no such type
     array = values.numpy()
     if array.ndim == 0:
         return str(array.item())
     return np.array2string(
         array, precision=4, suppress_small=True, separator=", ", max_line_width=72
     )
+
+
+def without_values(tensor: torch.Tensor) -> str:
+    """Why a tensor has no values to summarise ("" when it has): meta and sparse tensors."""
+    if tensor.is_meta:
+        return "No statistics: a meta tensor has a shape but no values."
+    if tensor.layout != torch.strided:
+        layout = str(tensor.layout).removeprefix("torch.")
+        return f"No statistics: the tensor is stored as {layout}, which is not summarised here."
+    return ""
+
+
+def no_statistics_text(tensor: torch.Tensor, error: BaseException) -> str:
+    """One readable line when summarising a tensor failed, whatever was raised."""
+    if isinstance(error, WorkbenchError):
+        return f"No statistics: {first_line(error)}"
+    detail = first_line(error)
+    if len(detail) > DETAIL_LIMIT:
+        detail = detail[: DETAIL_LIMIT - 1] + "…"
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return f"No statistics: torch cannot summarise this {dtype} tensor ({detail})."
+
+
+def analyse_or_explain(tensor: torch.Tensor) -> TensorAnalysis | str:
+    """The analysis, or the one line that says why there is none (never an exception)."""
+    try:
+        return analyse(tensor)
+    except Exception as exc:  # noqa: BLE001 - whatever the engine raises becomes one line
+        return no_statistics_text(tensor, exc)
 
 
 def stats_rows(stats: TensorStats) -> list[tuple[str, str]]:
@@ -160,7 +194,7 @@ class TensorPanel(QWidget):
         self.show_nothing()
         node = item.node
         tensors = list(node.all_tensors()) if node else []
-        self.title.setText(f"<b>{item.path}</b>")
+        self.title.setText(f"<b>{escape(item.path)}</b>")
         self._fill_form(
             self.info_form,
             [
@@ -178,7 +212,7 @@ class TensorPanel(QWidget):
         """Describe the tensor at once; statistics now (small) or on a worker thread (big)."""
         self.show_nothing()
         self.current_key = info.key
-        self.title.setText(f"<b>{info.key}</b>")
+        self.title.setText(f"<b>{escape(info.key)}</b>")
         rows = [
             ("Shape", format_shape(info.shape)),
             ("Dtype", info.dtype),
@@ -192,14 +226,16 @@ class TensorPanel(QWidget):
         self.info_box.setTitle("Tensor")
         self.info_box.show()
         self.stats_box.show()
+        problem = without_values(tensor)
+        if problem:
+            self._show_stats_note(problem)
+            return
         if info.numel <= VALUES_LIMIT:
-            self.values.setPlainText(values_text(tensor))
-            self.values_box.show()
-            self.filler.hide()
+            self._show_values(tensor)
         if info.numel == 0:
             self._show_stats_note("The tensor is empty: no statistics.")
         elif info.numel <= SYNC_LIMIT:
-            self._show_analysis(analyse(tensor))
+            self._show_analysis(analyse_or_explain(tensor))
         else:
             self._pending_token = (info.key, id(tensor))
             self._show_stats_note(f"Computing statistics of {info.numel:,} values…")
@@ -207,30 +243,47 @@ class TensorPanel(QWidget):
                 Task(
                     STATS,
                     f"Computing statistics of {info.key}",
-                    lambda: analyse(tensor),
+                    lambda: analyse_or_explain(tensor),
                     self._pending_token,
                 )
             )
 
+    def _show_values(self, tensor: torch.Tensor) -> None:
+        try:
+            text = values_text(tensor)
+        except Exception:  # noqa: BLE001 - an exotic dtype shows no values, never a traceback
+            return
+        self.values.setPlainText(text)
+        self.values_box.show()
+        self.filler.hide()
+
     # results -----------------------------------------------------------------
     def _on_task_finished(self, name: str, token: object, result: object) -> None:
-        if name == STATS and token == self._pending_token and isinstance(result, TensorAnalysis):
+        if (
+            name == STATS
+            and token == self._pending_token
+            and isinstance(result, TensorAnalysis | str)
+        ):
             self._pending_token = None
             self._show_analysis(result)
 
     def _on_task_failed(self, name: str, token: object, error: object) -> None:
         if name == STATS and token == self._pending_token:
             self._pending_token = None
-            self._show_stats_note(f"Statistics failed: {describe_error(error)}")
+            self._show_stats_note(f"No statistics: {first_line(error)}")
 
     def _show_stats_note(self, text: str) -> None:
         self._clear_form(self.stats_form)
         note = QLabel(text)
+        note.setTextFormat(Qt.TextFormat.PlainText)
         note.setObjectName("statsNote")
         note.setWordWrap(True)
         self.stats_form.addRow(note)
 
-    def _show_analysis(self, analysis: TensorAnalysis) -> None:
+    def _show_analysis(self, analysis: TensorAnalysis | str) -> None:
+        if isinstance(analysis, str):
+            self._show_stats_note(analysis)
+            return
         self.analysis = analysis
         self._fill_form(self.stats_form, stats_rows(analysis.stats))
         if math.isnan(analysis.stats.min):
