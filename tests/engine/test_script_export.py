@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -18,6 +19,8 @@ from tests.engine.test_datasets_files import fake_mnist
 from workbench.cli import build_parser
 from workbench.engine.errors import ExperimentError
 from workbench.engine.experiment import (
+    OPTIMIZERS,
+    SCHEDULERS,
     DDPSpec,
     EarlyStoppingSpec,
     Experiment,
@@ -28,6 +31,7 @@ from workbench.engine.experiment import (
     save_experiment,
 )
 from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.optimization import make_optimizer, make_scheduler
 from workbench.engine.script_export import export_script, write_script
 from workbench.engine.trainer import Trainer
 
@@ -344,3 +348,48 @@ def test_export_script_verb_writes_prints_and_refuses_to_overwrite(
     args = parser.parse_args(["export-script", str(experiment_file), "-o", str(tmp_path / "x.txt")])
     with pytest.raises(ExperimentError, match=r"\.py suffix"):
         args.run(args)
+
+
+def main_assignment(script: str, name: str) -> str:
+    """The source of `name = ...` inside the script's main()."""
+    tree = ast.parse(script)
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    for node in ast.walk(main):
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == name:
+            return ast.unparse(node.value)
+    raise AssertionError(f"no {name} = ... in main()")
+
+
+# OneCycleLR cycles momentum, which Adadelta and Adagrad lack: torch refuses those two pairs.
+PAIRS = [
+    (optimizer, scheduler)
+    for optimizer in OPTIMIZERS
+    for scheduler in SCHEDULERS
+    if not (scheduler == "onecycle" and optimizer in ("adadelta", "adagrad"))
+]
+
+
+@pytest.mark.parametrize(("optimizer", "scheduler"), PAIRS)
+def test_the_scripts_optimizer_and_scheduler_are_the_engines(
+    optimizer: str, scheduler: str
+) -> None:
+    experiment = preset(
+        "digits-mlp",
+        optimizer=optimizer,
+        lr=0.03,
+        momentum=0.5,
+        nesterov=optimizer == "sgd",
+        weight_decay=0.01,
+        scheduler=SchedulerSpec(name=scheduler, milestones=(2, 4), t_max=None),
+    )
+    script = export_script(experiment)
+    model = build_experiment_model(experiment).module
+    namespace = {"torch": torch, "model": model, "LEARNING_RATE": 0.03, "EPOCHS": 10}
+    theirs = eval(main_assignment(script, "optimizer"), namespace)
+    ours = make_optimizer(model.parameters(), experiment.train)
+    assert type(theirs) is type(ours) and theirs.defaults == ours.defaults
+    namespace.update(optimizer=theirs, steps_per_epoch=7)
+    their_schedule = eval(main_assignment(script, "scheduler"), namespace)
+    our_schedule = make_scheduler(ours, experiment.train.scheduler, 10, 7)
+    assert type(their_schedule) is type(our_schedule)
+    assert their_schedule.state_dict() == our_schedule.state_dict()
