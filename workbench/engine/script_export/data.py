@@ -4,7 +4,13 @@ exactly as the engine does it (the numbers, class names and folders come from th
 from __future__ import annotations
 
 from workbench.engine.datasets import describe_dataset
-from workbench.engine.datasets.synthetic import TOY_X_TEST, TOY_X_TRAIN, TOY_Y_TEST, TOY_Y_TRAIN
+from workbench.engine.datasets.synthetic import (
+    POINT_SETS,
+    TOY_X_TEST,
+    TOY_X_TRAIN,
+    TOY_Y_TEST,
+    TOY_Y_TRAIN,
+)
 from workbench.engine.datasets.vision import (
     CIFAR10,
     FASHION_MNIST,
@@ -43,7 +49,7 @@ def data_section(plan: ScriptPlan) -> Section:
     name = plan.experiment.data.name
     if name == "toy":
         return _toy(plan)
-    if name in ("moons", "circles", "blobs", "xor", "spirals"):
+    if name in POINT_SETS:
         return _points(plan)
     if name == "digits":
         return _digits(plan)
