@@ -116,23 +116,14 @@ def ddp_experiment() -> Experiment:
     )
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """Each case: (experiment, what its script printed, its folder)."""
-    root = tmp_path_factory.mktemp("scripts")
-    cases = {
-        "toy-mlp": preset("toy-mlp"),
-        "digits-mlp": preset("digits-mlp", epochs=3),
-        "mnist-cnn": mnist_experiment(root / "mnist-data"),
-        "kitchen-sink": kitchen_sink(),
-        "ddp": ddp_experiment(),
-        "csv": csv_experiment(root),
-    }
+def run_standalone(root: Path, scripts: dict[str, str]) -> None:
+    """Write each script as `root/NAME/train.py` and run them all with DRIVER; each folder's
+    stdout.txt keeps what its script printed (a traceback included)."""
     folders = []
-    for name, experiment in cases.items():
+    for name, script in scripts.items():
         folder = root / name
         folder.mkdir()
-        (folder / "train.py").write_text(export_script(experiment))
+        (folder / "train.py").write_text(script, encoding="utf-8")
         folders.append(str(folder))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
@@ -145,6 +136,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Each case: (experiment, what its script printed, its folder)."""
+    root = tmp_path_factory.mktemp("scripts")
+    cases = {
+        "toy-mlp": preset("toy-mlp"),
+        "digits-mlp": preset("digits-mlp", epochs=3),
+        "mnist-cnn": mnist_experiment(root / "mnist-data"),
+        "kitchen-sink": kitchen_sink(),
+        "ddp": ddp_experiment(),
+        "csv": csv_experiment(root),
+    }
+    run_standalone(root, {name: export_script(experiment) for name, experiment in cases.items()})
     return {
         name: (experiment, (root / name / "stdout.txt").read_text(), root / name)
         for name, experiment in cases.items()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PRESETS
+from tests.engine.test_script_export import run_standalone
 from workbench.cli import build_parser
 from workbench.engine.errors import ExperimentError, WorkbenchError
 from workbench.engine.experiment import (
@@ -201,46 +199,22 @@ def test_a_hostile_value_in_a_field_with_fixed_names_is_refused(field: str, payl
     assert named in str(caught.value)
 
 
-# Runs each script in one fresh interpreter, each in its own folder, with workbench made
-# unimportable; a script fails when its data is missing, which is as far as it gets.
-DRIVER = """
-import contextlib, io, os, runpy, sys
-sys.modules["workbench"] = None
-for folder in sys.argv[1:]:
-    os.chdir(folder)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            runpy.run_path("train.py", run_name="__main__")
-        except BaseException:
-            pass
-"""
-
-
 def test_running_the_hostile_scripts_never_runs_a_payload(tmp_path: Path) -> None:
-    folders = []
-    experiments = [(make(payload), None) for make in ACCEPTED.values() for payload in PAYLOADS]
+    """Each script runs without workbench importable, until its missing data stops it."""
+    scripts = {
+        f"{field}-{index}": export_script(make(payload))
+        for field, make in ACCEPTED.items()
+        for index, payload in enumerate(PAYLOADS)
+    }
     toy = dataclasses.replace(
         preset("toy-mlp"), train=dataclasses.replace(preset("toy-mlp").train, epochs=1)
     )
-    experiments += [(toy, f"{payload}.toml") for payload in PAYLOADS]
-    for index, (experiment, source) in enumerate(experiments):
-        folder = tmp_path / f"script-{index}"
-        folder.mkdir()
-        (folder / "train.py").write_text(export_script(experiment, source), encoding="utf-8")
-        folders.append(str(folder))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["OMP_NUM_THREADS"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, *folders],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "script-0" / "train.py").is_file()
-    assert (Path(folders[-1]) / "model.pth").is_file()  # the toy scripts ran to the end
+    for index, payload in enumerate(PAYLOADS):
+        scripts[f"file-name-{index}"] = export_script(toy, f"{payload}.toml")
+    run_standalone(tmp_path, scripts)
+    output = (tmp_path / "data.root-0" / "stdout.txt").read_text()
+    assert "Traceback" in output and "Dataset not found" in output  # stopped at its data
+    assert (tmp_path / "file-name-0" / "model.pth").is_file()  # the toy scripts ran to the end
     assert not list(tmp_path.rglob(MARKER))
 
 
