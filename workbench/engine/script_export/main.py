@@ -29,8 +29,12 @@ def main_section(plan: ScriptPlan) -> Section:
     lines += _finish(plan)
     body = textwrap.indent("\n".join(lines), "    ")
     body = "\n".join(line.rstrip() for line in body.splitlines())
-    imports = {"import math", "import torch", "from torch import nn"}
-    imports.add("from torch.utils.data import DataLoader")
+    imports = {
+        "import math",
+        "import torch",
+        "from torch import nn",
+        "from torch.utils.data import DataLoader",
+    }
     if plan.ddp:
         imports |= _DDP_IMPORTS
     return Section(f"def main():\n{body}", frozenset(imports))

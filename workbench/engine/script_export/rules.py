@@ -40,11 +40,9 @@ from workbench.engine.trainer import uses_channels_last
 
 # The script names its constants and variables after these; the experiment's values never
 # become names, so only these fixed words can stand in code.
-EPOCHS, LEARNING_RATE, STEPS_PER_EPOCH = (
-    Code("EPOCHS"),
-    Code("LEARNING_RATE"),
-    Code("steps_per_epoch"),
-)
+EPOCHS = Code("EPOCHS")
+LEARNING_RATE = Code("LEARNING_RATE")
+STEPS_PER_EPOCH = Code("steps_per_epoch")
 METRIC_VARIABLES = {monitor: monitor for monitor in MONITORS}  # train_loss ... val_accuracy
 FUNCTIONAL_LOSSES = {"MSELoss": "mse_loss", "BCEWithLogitsLoss": "binary_cross_entropy_with_logits"}
 
