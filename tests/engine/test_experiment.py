@@ -118,6 +118,14 @@ def test_specs_are_immutable_but_picklable() -> None:
             '[train]\nscheduler = { name = "cosin" }',
             "train.scheduler.name: 'cosin' is not allowed (did you mean 'cosine'?)",
         ),
+        (
+            '[train]\ndevice = "gpu"',
+            "train.device: 'gpu' is not allowed; use auto, cpu, cuda, cuda:N or mps",
+        ),
+        (
+            '[train]\ndevice = "cpu\\"; import os; _x = \\""',
+            """train.device: 'cpu"; import os; _x = "' is not allowed""",
+        ),
         ("[trian]\nepochs = 3", "trian: unknown key; did you mean 'train'?"),
         ("[train\nepochs = 3", "not valid TOML"),
     ],
@@ -129,6 +137,14 @@ def test_bad_values_name_file_key_value_and_fix(tmp_path: Path, text: str, messa
         load_experiment(path)
     assert str(caught.value).startswith(f"{path}: ")
     assert message in str(caught.value)
+
+
+DEVICES = ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"]
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=[f"device={name}" for name in DEVICES])
+def test_every_device_name_the_engine_resolves_is_accepted(device: str) -> None:
+    assert parse_experiment(f'[train]\ndevice = "{device}"').train.device == device
 
 
 def test_missing_file_says_so(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -18,6 +19,8 @@ from tests.engine.test_datasets_files import fake_mnist
 from workbench.cli import build_parser
 from workbench.engine.errors import ExperimentError
 from workbench.engine.experiment import (
+    OPTIMIZERS,
+    SCHEDULERS,
     DDPSpec,
     EarlyStoppingSpec,
     Experiment,
@@ -28,6 +31,7 @@ from workbench.engine.experiment import (
     save_experiment,
 )
 from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.optimization import make_optimizer, make_scheduler
 from workbench.engine.script_export import export_script, write_script
 from workbench.engine.trainer import Trainer
 
@@ -112,23 +116,14 @@ def ddp_experiment() -> Experiment:
     )
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """Each case: (experiment, what its script printed, its folder)."""
-    root = tmp_path_factory.mktemp("scripts")
-    cases = {
-        "toy-mlp": preset("toy-mlp"),
-        "digits-mlp": preset("digits-mlp", epochs=3),
-        "mnist-cnn": mnist_experiment(root / "mnist-data"),
-        "kitchen-sink": kitchen_sink(),
-        "ddp": ddp_experiment(),
-        "csv": csv_experiment(root),
-    }
+def run_standalone(root: Path, scripts: dict[str, str]) -> None:
+    """Write each script as `root/NAME/train.py` and run them all with DRIVER; each folder's
+    stdout.txt keeps what its script printed (a traceback included)."""
     folders = []
-    for name, experiment in cases.items():
+    for name, script in scripts.items():
         folder = root / name
         folder.mkdir()
-        (folder / "train.py").write_text(export_script(experiment))
+        (folder / "train.py").write_text(script, encoding="utf-8")
         folders.append(str(folder))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
@@ -141,6 +136,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Each case: (experiment, what its script printed, its folder)."""
+    root = tmp_path_factory.mktemp("scripts")
+    cases = {
+        "toy-mlp": preset("toy-mlp"),
+        "digits-mlp": preset("digits-mlp", epochs=3),
+        "mnist-cnn": mnist_experiment(root / "mnist-data"),
+        "kitchen-sink": kitchen_sink(),
+        "ddp": ddp_experiment(),
+        "csv": csv_experiment(root),
+    }
+    run_standalone(root, {name: export_script(experiment) for name, experiment in cases.items()})
     return {
         name: (experiment, (root / name / "stdout.txt").read_text(), root / name)
         for name, experiment in cases.items()
@@ -344,3 +354,48 @@ def test_export_script_verb_writes_prints_and_refuses_to_overwrite(
     args = parser.parse_args(["export-script", str(experiment_file), "-o", str(tmp_path / "x.txt")])
     with pytest.raises(ExperimentError, match=r"\.py suffix"):
         args.run(args)
+
+
+def main_assignment(script: str, name: str) -> str:
+    """The source of `name = ...` inside the script's main()."""
+    tree = ast.parse(script)
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    for node in ast.walk(main):
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == name:
+            return ast.unparse(node.value)
+    raise AssertionError(f"no {name} = ... in main()")
+
+
+# OneCycleLR cycles momentum, which Adadelta and Adagrad lack: torch refuses those two pairs.
+PAIRS = [
+    (optimizer, scheduler)
+    for optimizer in OPTIMIZERS
+    for scheduler in SCHEDULERS
+    if not (scheduler == "onecycle" and optimizer in ("adadelta", "adagrad"))
+]
+
+
+@pytest.mark.parametrize(("optimizer", "scheduler"), PAIRS)
+def test_the_scripts_optimizer_and_scheduler_are_the_engines(
+    optimizer: str, scheduler: str
+) -> None:
+    experiment = preset(
+        "digits-mlp",
+        optimizer=optimizer,
+        lr=0.03,
+        momentum=0.5,
+        nesterov=optimizer == "sgd",
+        weight_decay=0.01,
+        scheduler=SchedulerSpec(name=scheduler, milestones=(2, 4), t_max=None),
+    )
+    script = export_script(experiment)
+    model = build_experiment_model(experiment).module
+    namespace = {"torch": torch, "model": model, "LEARNING_RATE": 0.03, "EPOCHS": 10}
+    theirs = eval(main_assignment(script, "optimizer"), namespace)
+    ours = make_optimizer(model.parameters(), experiment.train)
+    assert type(theirs) is type(ours) and theirs.defaults == ours.defaults
+    namespace.update(optimizer=theirs, steps_per_epoch=7)
+    their_schedule = eval(main_assignment(script, "scheduler"), namespace)
+    our_schedule = make_scheduler(ours, experiment.train.scheduler, 10, 7)
+    assert type(their_schedule) is type(our_schedule)
+    assert their_schedule.state_dict() == our_schedule.state_dict()

@@ -57,6 +57,14 @@ def plan_ddp(
 
 
 def _device_kind(requested: str, devices: list[DeviceInfo]) -> str:
+    kind = ddp_device_kind(requested, any(device.kind == "cuda" for device in devices))
+    if kind == "cpu" and requested != "auto":
+        resolve_device(requested, devices)  # "cpu", or an error listing what there is
+    return kind
+
+
+def ddp_device_kind(requested: str, cuda_present: bool) -> str:
+    """ "cuda" or "cpu": what the ranks train on for train.device `requested` (never mps)."""
     if requested == "mps":
         raise DeviceError(
             "device 'mps' cannot train with DDP: no torch.distributed backend runs on Apple "
@@ -66,8 +74,7 @@ def _device_kind(requested: str, devices: list[DeviceInfo]) -> str:
         return "cuda"  # every rank takes its own GPU, cuda:LOCAL_RANK, whatever N was asked
     if requested == "auto":
         # MPS is skipped on purpose: DDP cannot use it, and the CPU always can.
-        return "cuda" if any(device.kind == "cuda" for device in devices) else "cpu"
-    resolve_device(requested, devices)  # "cpu", or an error listing what there is
+        return "cuda" if cuda_present else "cpu"
     return "cpu"
 
 
@@ -87,9 +94,14 @@ def _check_gpu_count(requested: str, nproc_per_node: int, devices: list[DeviceIn
     )
 
 
+def auto_backend(device_kind: str) -> str:
+    """The process-group backend train.ddp.backend = "auto" picks: nccl on CUDA, gloo otherwise."""
+    return "nccl" if device_kind == "cuda" else "gloo"
+
+
 def _backend(setting: str, kind: str) -> str:
     if setting == "auto":
-        return "nccl" if kind == "cuda" else "gloo"
+        return auto_backend(kind)
     if setting == "nccl" and kind != "cuda":
         raise DeviceError(
             "train.ddp.backend 'nccl' needs CUDA GPUs, but this run trains on the CPU; "

@@ -9,6 +9,8 @@ import torch
 
 from workbench.engine.errors import DeviceError
 
+AUTO_ORDER = ("cuda", "mps")  # device "auto": the first kind present, else the CPU
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -66,7 +68,7 @@ def resolve_device(requested: str, devices: list[DeviceInfo] | None = None) -> D
     devices = available_devices() if devices is None else devices
     by_name = {device.name: device for device in devices}
     if requested == "auto":
-        for kind in ("cuda", "mps"):
+        for kind in AUTO_ORDER:
             for device in devices:
                 if device.kind == kind:
                     return device

@@ -12,6 +12,13 @@ from workbench.engine.experiment import EarlyStoppingSpec
 from workbench.engine.reports import EpochReport
 
 
+def resolved_mode(monitor: str, mode: str) -> str:
+    """ "min" or "max": `mode`, where "auto" maximises accuracies and minimises losses."""
+    if mode != "auto":
+        return mode
+    return "max" if "accuracy" in monitor else "min"
+
+
 class EarlyStopping:
     def __init__(
         self, monitor: str, patience: int, min_delta: float, mode: str, keep_best: bool
@@ -19,7 +26,7 @@ class EarlyStopping:
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
-        self.mode = mode if mode != "auto" else ("max" if "accuracy" in monitor else "min")
+        self.mode = resolved_mode(monitor, mode)
         self.keep_best = keep_best
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: int | None = None

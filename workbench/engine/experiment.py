@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 import types
 import typing
@@ -45,6 +46,10 @@ def _choices(*allowed: str) -> dict[str, Any]:
 
 def _range(low: float | None = None, high: float | None = None) -> dict[str, Any]:
     return {"min": low, "max": high}
+
+
+def _pattern(regex: str, allowed: str) -> dict[str, Any]:
+    return {"pattern": regex, "allowed": allowed}
 
 
 class _Frozen(dict[str, Any]):
@@ -173,7 +178,10 @@ class TrainSpec:
     loss: str = field(default="cross_entropy", metadata=_choices(*LOSSES))
     scheduler: SchedulerSpec | None = None
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
-    device: str = "auto"
+    device: str = field(
+        default="auto",
+        metadata=_pattern("auto|cpu|mps|cuda(:[0-9]+)?", "auto, cpu, cuda, cuda:N or mps"),
+    )
     precision: str = field(default="32-true", metadata=_choices(*PRECISIONS))
     accumulate_grad_batches: int = field(default=1, metadata=_range(1, 65_536))
     # auto: channels_last for models with 2-D convolutions (faster conv kernels on CPU and GPU)
@@ -311,6 +319,8 @@ def _check_scalar(
             f"{source}: {path}: {value!r} is not allowed{hint_text}; "
             f"choose one of {', '.join(meta['choices'])}"
         )
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        raise ExperimentError(f"{source}: {path}: {value!r} is not allowed; use {meta['allowed']}")
     low, high = meta.get("min"), meta.get("max")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"at least {low}" if high is None else f"between {low} and {high}"

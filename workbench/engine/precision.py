@@ -101,3 +101,14 @@ def make_precision(name: str, device: DeviceInfo) -> Precision:
     """The precision plug-in for `name`, or a DeviceError saying why it cannot run here."""
     check_precision(device, name)
     return _PRECISIONS[name](torch.device(device.name))
+
+
+def autocast_dtype(name: str) -> torch.dtype | None:
+    """The dtype precision `name` autocasts the forward pass to; None where it does not."""
+    precision = _PRECISIONS[name]
+    return precision.dtype if issubclass(precision, AutocastPrecision) else None
+
+
+def uses_grad_scaler(name: str) -> bool:
+    """Whether precision `name` scales the loss with a GradScaler (and may skip steps)."""
+    return issubclass(_PRECISIONS[name], ScaledAutocastPrecision)

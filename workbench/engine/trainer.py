@@ -27,6 +27,7 @@ from workbench.engine.optimization import (
     make_optimizer,
     make_scheduler,
     reports_accuracy,
+    scheduler_steps_on_loss,
     scheduler_steps_per_batch,
 )
 from workbench.engine.precision import Precision, make_precision
@@ -344,7 +345,7 @@ class Trainer:
         spec = self.experiment.train.scheduler
         if self.scheduler is None or scheduler_steps_per_batch(spec):
             return
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if scheduler_steps_on_loss(spec):
             self.scheduler.step(
                 report.val_loss if report.val_loss is not None else report.train_loss
             )
