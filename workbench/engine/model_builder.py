@@ -183,5 +183,6 @@ def _row_label(row: LayerRow) -> str:
 
 
 def _gigabytes(size: int) -> str:
-    gigabytes = size / 1e9
-    return f"{gigabytes:,.0f} GB" if gigabytes >= 10 else f"{gigabytes:.1f} GB"
+    """`20,000 GB`, `4.0 GB`, or `4.0 MB` below a gigabyte."""
+    amount, unit = (size / 1e9, "GB") if size >= 1e9 else (size / 1e6, "MB")
+    return f"{amount:,.0f} {unit}" if amount >= 10 else f"{amount:.1f} {unit}"

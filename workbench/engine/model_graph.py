@@ -166,18 +166,18 @@ def resolve_graph(
         found.append(StructureProblem(path, message, index, name, block))
 
     names = [layer_name(layer, index) for index, layer in enumerate(layers)]
-    owners: dict[str, int] = {}
+    owners: dict[str, int] = {}  # name -> the layer it names (valid names only)
     for index, layer in enumerate(layers):
-        if layer.name is not None:
-            bad = name_problem(layer.name)
-            if bad is not None:
-                problem(bad, index)
-            elif layer.name in owners:
-                problem(
-                    f"the name '{layer.name}' is already used by layer {owners[layer.name]}; "
-                    "give each layer its own name",
-                    index,
-                )
+        bad = None if layer.name is None else name_problem(layer.name)
+        if bad is not None:
+            problem(bad, index)
+            continue
+        if names[index] in owners:
+            problem(
+                f"the name '{names[index]}' is already used by layer {owners[names[index]]}; "
+                "give each layer its own name",
+                index,
+            )
         owners.setdefault(names[index], index)
     nodes = tuple(
         GraphNode(index, names[index], layer, _inputs(layer, names, index))

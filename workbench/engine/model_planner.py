@@ -203,7 +203,8 @@ class _Planner:
             row = None
             if done is not None and all(value is not None for value in inputs):
                 row = self._plan_node(node, done, [v for v in inputs if v is not None], context)
-            values[node.name] = None if row is None else (row.output_shape, row.dtype)
+            if node.name != INPUT:  # a layer wrongly named "input" must not hide the input
+                values[node.name] = None if row is None else (row.output_shape, row.dtype)
             if row is not None:
                 rows[index] = row
         output = values.get(graph.output) if graph.output is not None else None
