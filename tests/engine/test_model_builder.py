@@ -206,11 +206,34 @@ EXAMPLES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...]]] = {
 }
 
 
+# Merges join two branches: type -> (parameters, the branches' shapes, expected output shape)
+MERGE_EXAMPLES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...]]] = {
+    "Add": ({}, (3, 4), (3, 4)),
+    "Mul": ({}, (3, 4), (3, 4)),
+    "Concat": ({"dim": 1}, (3, 4), (6, 4)),
+}
+
+
 def test_every_catalogue_entry_has_an_example() -> None:
-    assert set(EXAMPLES) == set(CATALOGUE)
+    assert set(EXAMPLES) | set(MERGE_EXAMPLES) == set(CATALOGUE)
 
 
-@pytest.mark.parametrize("name", sorted(CATALOGUE))
+@pytest.mark.parametrize("name", sorted(MERGE_EXAMPLES))
+def test_merge_entry_joins_two_branches_with_the_predicted_shape(name: str) -> None:
+    params, branch, expected = MERGE_EXAMPLES[name]
+    spec = stack(
+        LayerSpec("Identity", name="a"),
+        LayerSpec("Identity", name="b", inputs=("input",)),
+        LayerSpec(name, params, name="merge", inputs=("a", "b")),
+    )
+    built = build_model(spec, branch)
+    assert built.output_shape == expected
+    assert isinstance(built.module.merge, CATALOGUE[name].module_class)
+    x = torch.randn(2, *branch)
+    assert tuple(built.module(x).shape) == (2, *expected)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_catalogue_entry_builds_with_the_predicted_shape(name: str) -> None:
     params, input_shape, expected = EXAMPLES[name]
     built = build_model(stack(layer(name, **params)), input_shape)

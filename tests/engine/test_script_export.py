@@ -16,6 +16,7 @@ import torch
 
 from tests.conftest import PRESETS
 from tests.engine.test_datasets_files import fake_mnist
+from tests.specs import without_names
 from workbench.cli import build_parser
 from workbench.engine.errors import ExperimentError
 from workbench.engine.experiment import (
@@ -88,7 +89,9 @@ def csv_experiment(folder: Path) -> Experiment:
 
 def mnist_experiment(folder: Path) -> Experiment:
     fake_mnist(folder, train=24, test=8)
-    experiment = preset("mnist-cnn", epochs=2, device="cpu")
+    # Unnamed: the exported nn.Sequential keys layers by position (`0.weight`), and the
+    # engine's model must match it key for key.
+    experiment = without_names(preset("mnist-cnn", epochs=2, device="cpu"))
     data = dataclasses.replace(experiment.data, root=str(folder), batch_size=8)
     return dataclasses.replace(experiment, data=data)
 
@@ -230,7 +233,7 @@ def test_csv_script_reads_and_standardises_the_table_like_the_engine(runs: Runs)
 
 
 def test_the_script_builds_the_engines_model_with_the_same_initial_weights() -> None:
-    experiment = preset("mnist-cnn")
+    experiment = without_names(preset("mnist-cnn"))
     namespace: dict[str, object] = {"__name__": "exported"}
     exec(compile(export_script(experiment), "train.py", "exec"), namespace)
     torch.manual_seed(7)

@@ -239,3 +239,28 @@ def test_new_layers_start_with_suggested_required_sizes_only() -> None:
 )
 def test_labels_name_the_sizes_that_matter(layer: LayerSpec, label: str) -> None:
     assert layer_label(layer) == label
+
+
+def test_edits_keep_names_and_inputs_and_a_copy_comes_unnamed(presets: Path) -> None:
+    document = ProjectDocument(load_experiment(presets / "cifar10-resnet.toml"))
+    model = LayerStackModel(document, input_shape=[1, 8, 8])
+    assert model.problem() is None
+    assert column(model, LAYER)[3] == "BasicBlock ×2"
+    assert column(model, PARAMS)[3] == "9,344"
+    model.set_param(0, "out_channels", 16)
+    model.set_param(0, "kernel_size", 5)
+    assert model.layer(0).name == "conv1" and model.layer(0).params["kernel_size"] == 5
+    model.duplicate_layer(2)
+    assert (model.layer(2).name, model.layer(3).name) == ("relu", None)
+    assert model.problem() is None and model.headerData(3, Qt.Orientation.Vertical) == "3"
+
+
+def test_a_dangling_input_marks_the_layer_that_names_it() -> None:
+    layers = (
+        LayerSpec("Linear", {"out_features": 4}, name="fc"),
+        LayerSpec("Add", name="sum", inputs=("fc", "gone")),
+    )
+    model = LayerStackModel(ProjectDocument(Experiment(model=ModelSpec(layers, input_shape=(3,)))))
+    assert column(model, SHAPE) == ["[4]", "?"]
+    assert model.row_problem(0) is None
+    assert "inputs: 'gone' is not a layer here" in str(model.row_problem(1))

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tests.specs import without_names
 from workbench.engine.experiment import Experiment, LayerSpec, ModelSpec, load_experiment
 from workbench.ui.layer_stack_model import LayerStackModel
 from workbench.ui.layer_stack_panel import LayerStackPanel
@@ -36,8 +37,10 @@ def make_panel(qtbot, experiment: Experiment, input_shape=None) -> LayerStackPan
     return panel
 
 
-def mnist_panel(qtbot, presets: Path) -> LayerStackPanel:  # type: ignore[no-untyped-def]
-    return make_panel(qtbot, load_experiment(presets / "mnist-cnn.toml"))
+def mnist_panel(qtbot, presets: Path, named: bool = True) -> LayerStackPanel:  # type: ignore[no-untyped-def]
+    """The MNIST CNN preset; `named=False` as files without layer names have it (`(7): ...`)."""
+    experiment = load_experiment(presets / "mnist-cnn.toml")
+    return make_panel(qtbot, experiment if named else without_names(experiment))
 
 
 def column(panel: LayerStackPanel, index: int) -> list[str]:
@@ -316,7 +319,7 @@ def test_a_later_rows_parameter_problem_shows_in_the_editor(qtbot, presets: Path
 
 
 def test_model_view_shows_print_model_the_table_and_the_total(qtbot, presets: Path) -> None:  # type: ignore[no-untyped-def]
-    panel = mnist_panel(qtbot, presets)
+    panel = mnist_panel(qtbot, presets, named=False)
     view = ModelView(panel.model)
     qtbot.addWidget(view)
     rng = torch.get_rng_state()
@@ -335,7 +338,7 @@ def test_model_view_shows_print_model_the_table_and_the_total(qtbot, presets: Pa
 
 
 def test_model_view_follows_edits_while_shown(qtbot, presets: Path) -> None:  # type: ignore[no-untyped-def]
-    panel = mnist_panel(qtbot, presets)
+    panel = mnist_panel(qtbot, presets, named=False)
     view = ModelView(panel.model)
     qtbot.addWidget(view)
     view.show()

@@ -12,11 +12,18 @@ class ExperimentError(WorkbenchError):
 
 
 class ModelBuildError(WorkbenchError):
-    """A layer stack cannot be built: the message names the layer index and type and the fix."""
+    """A model cannot be built: the message names the layer and the fix.
 
-    def __init__(self, message: str, layer_index: int | None = None) -> None:
+    `layer_index` is the position of the (top-level) layer the problem belongs to, for views
+    that mark it; `key_path` is where the layer sits in the file (`model.blocks.Basic.layers[2]`).
+    """
+
+    def __init__(
+        self, message: str, layer_index: int | None = None, key_path: str | None = None
+    ) -> None:
         super().__init__(message)
         self.layer_index = layer_index
+        self.key_path = key_path
 
 
 class DatasetError(WorkbenchError):

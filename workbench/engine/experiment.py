@@ -17,6 +17,12 @@ import tomli_w
 
 from workbench.engine.atomic import atomic_write_text
 from workbench.engine.errors import ExperimentError
+from workbench.engine.frozen import frozen_mapping as frozen_mapping
+from workbench.engine.frozen import thaw as _thaw
+from workbench.engine.model_graph import structure_problems
+from workbench.engine.model_spec import BlockSpec as BlockSpec
+from workbench.engine.model_spec import LayerSpec as LayerSpec
+from workbench.engine.model_spec import ModelSpec as ModelSpec
 
 DATASET_NAMES = (
     "toy",
@@ -50,68 +56,6 @@ def _range(low: float | None = None, high: float | None = None) -> dict[str, Any
 
 def _pattern(regex: str, allowed: str) -> dict[str, Any]:
     return {"pattern": regex, "allowed": allowed}
-
-
-class _Frozen(dict[str, Any]):
-    """A read-only dict, so that frozen specs stay immutable yet pickle and compare like dicts."""
-
-    def _refuse(self, *args: object, **kwargs: object) -> typing.NoReturn:
-        raise TypeError("specs are immutable; use dataclasses.replace() to make a changed copy")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(tuple(sorted(self.items(), key=lambda item: item[0])))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_Frozen, (dict(self),))
-
-
-def frozen_mapping(values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    """Return an immutable copy of `values` (nested lists become tuples)."""
-    return _Frozen({key: _freeze(value) for key, value in (values or {}).items()})
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(item) for item in value)
-    if isinstance(value, Mapping):
-        return frozen_mapping(value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    """Turn specs' tuples and frozen mappings back into plain TOML-friendly lists and dicts."""
-    if isinstance(value, tuple | list):
-        return [_thaw(item) for item in value]
-    if isinstance(value, Mapping):
-        return {key: _thaw(item) for key, item in value.items() if item is not None}
-    return value
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer of the stack: a catalogue type name and the parameters the user set."""
-
-    type: str
-    params: Mapping[str, Any] = field(default_factory=frozen_mapping)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "params", frozen_mapping(self.params))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **_thaw(self.params)}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> LayerSpec:
-        params = dict(values)
-        return cls(type=str(params.pop("type")), params=params)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    layers: tuple[LayerSpec, ...] = ()
-    input_shape: tuple[int, ...] | None = field(default=None, metadata=_range(1))
 
 
 @dataclass(frozen=True)
@@ -229,7 +173,11 @@ def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
 
 
 def experiment_from_dict(raw: Mapping[str, Any], source: str = "<experiment>") -> Experiment:
-    return typing.cast(Experiment, _build(Experiment, raw, path="", source=source))
+    experiment = typing.cast(Experiment, _build(Experiment, raw, path="", source=source))
+    problems = structure_problems(experiment.model)
+    if problems:
+        raise ExperimentError(f"{source}: {problems[0].located()}")
+    return experiment
 
 
 def _build(cls: type, raw: Any, path: str, source: str) -> Any:
@@ -266,6 +214,8 @@ def _convert(
         return _build(typing.cast(type, hint), value, path, source)
     if origin is tuple:
         return _convert_tuple(args[0], spec_field, value, path, source)
+    if origin is Mapping and dataclasses.is_dataclass(args[1]):
+        return _convert_tables(typing.cast(type, args[1]), value, path, source)
     if hint is Mapping[str, Any] or origin is Mapping:
         if not isinstance(value, Mapping):
             raise ExperimentError(f"{source}: {path}: expected a table, got {value!r}")
@@ -286,6 +236,15 @@ def _convert_tuple(
     )
 
 
+def _convert_tables(item: type, value: Any, path: str, source: str) -> Any:
+    """A table of named tables (`[model.blocks.NAME]`), each read as an `item` dataclass."""
+    if not isinstance(value, Mapping):
+        raise ExperimentError(f"{source}: {path}: expected a table of tables, got {value!r}")
+    return frozen_mapping(
+        {key: _build(item, entry, _join(path, key), source) for key, entry in value.items()}
+    )
+
+
 def _layer(entry: Any, path: str, source: str) -> LayerSpec:
     if not isinstance(entry, Mapping) or "type" not in entry:
         raise ExperimentError(
@@ -294,6 +253,17 @@ def _layer(entry: Any, path: str, source: str) -> LayerSpec:
     if not isinstance(entry["type"], str):
         raise ExperimentError(
             f"{source}: {path}.type: expected a layer name, got {entry['type']!r}"
+        )
+    if "name" in entry and not isinstance(entry["name"], str):
+        raise ExperimentError(
+            f'{source}: {path}.name: expected a name in quotes, like "conv1", got {entry["name"]!r}'
+        )
+    inputs = entry.get("inputs", "")
+    names = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ExperimentError(
+            f"{source}: {path}.inputs: expected a layer name or a list of names, like "
+            f'["bn2", "relu1"], got {inputs!r}'
         )
     return LayerSpec.from_dict(entry)
 
@@ -333,11 +303,8 @@ def _check_scalar(
 
 def experiment_to_dict(experiment: Experiment) -> dict[str, Any]:
     """Plain dict of the experiment, leaving out unset optional values (TOML has no null)."""
-    model: dict[str, Any] = {"layers": [layer.to_dict() for layer in experiment.model.layers]}
-    if experiment.model.input_shape is not None:
-        model = {"input_shape": list(experiment.model.input_shape), **model}
     return {
-        "model": model,
+        "model": experiment.model.to_dict(),
         "data": _thaw(dataclasses.asdict(experiment.data)),
         "train": _thaw(dataclasses.asdict(experiment.train)),
     }

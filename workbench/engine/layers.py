@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from workbench.engine import layer_rules
 from workbench.engine.errors import ModelBuildError
+from workbench.engine.layer_rules import LayerRules
+from workbench.engine.merge_layers import Add, Concat, Mul
+from workbench.engine.model_spec import LayerSpec
 
-CATEGORIES = ("Linear", "Convolution", "Pooling", "Normalization", "Dropout", "Activation", "Shape")
+CATEGORIES = (
+    "Linear",
+    "Convolution",
+    "Pooling",
+    "Normalization",
+    "Dropout",
+    "Activation",
+    "Shape",
+    "Merge",
+)
 PARAM_KINDS = ("int", "float", "bool", "choice", "int_or_tuple")
 
 
@@ -42,11 +56,13 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class LayerType:
-    """A layer the user can add: its torch.nn class has the same name.
+    """A layer the user can add: its torch.nn class has the same name (merges have our own).
 
     `input_ranks` lists the per-sample input ranks the layer accepts (empty: any);
     `spatial_dims` is how many values a tuple-valued size takes (0: any number);
-    `shape_rule` names the builder's rule that computes the output shape.
+    `rules` computes the output shape, MACs and label; `shape_rule` names that rule set;
+    `inputs` is how many inputs it takes, `(2, None)` for two or more;
+    `input_dtypes` the input dtypes it accepts (the output keeps the input's dtype).
     """
 
     name: str
@@ -56,11 +72,22 @@ class LayerType:
     input_ranks: tuple[int, ...] = ()
     spatial_dims: int = 0
     shape_rule: str = "same"
+    rules: LayerRules = layer_rules.SAME
+    module: type[nn.Module] | None = None  # None: torch.nn's class of the same name
+    inputs: tuple[int, int | None] = (1, 1)
+    input_dtypes: tuple[str, ...] = ("float32",)
+    positional: tuple[str, ...] = ()  # arguments hand-written code passes by position
 
     @property
     def module_class(self) -> type[nn.Module]:
+        if self.module is not None:
+            return self.module
         cls: type[nn.Module] = getattr(nn, self.name)
         return cls
+
+    @property
+    def is_merge(self) -> bool:
+        return self.inputs[0] > 1
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -71,6 +98,11 @@ class LayerType:
             if param.name == name:
                 return param
         raise KeyError(name)
+
+    def label(self, values: Mapping[str, Any]) -> str:
+        """`Linear(9216 → 64)`: the type with the sizes that matter (values: every argument)."""
+        inside = self.rules.label(self, values)
+        return f"{self.name}({inside})" if inside else self.name
 
 
 # --------------------------------------------------------------------------- parameter shorthands
@@ -112,7 +144,7 @@ _CEIL_MODE = _bool("ceil_mode", False, "round the output size up instead of down
 _BIAS = _bool("bias", True, "learn an additive bias")
 _EPS = _float("eps", 1e-5, "added to the variance for numerical stability", low=0.0)
 _P = _float("p", 0.5, "probability of zeroing an element", low=0.0, high=1.0)
-_DIM = ParamSpec("dim", "int", 1, help="dimension to normalise over, counting the batch as 0")
+_DIM = ParamSpec("dim", "int", 1, help="dimension to work along, counting the batch as 0")
 
 
 def _conv(dims: int) -> LayerType:
@@ -149,13 +181,23 @@ def _conv(dims: int) -> LayerType:
         input_ranks=(dims + 1,),
         spatial_dims=dims,
         shape_rule="conv",
+        rules=layer_rules.CONV,
+        positional=("in_channels", "out_channels"),
     )
 
 
 def _max_pool(dims: int) -> LayerType:
     params = (_POOL_KERNEL, _POOL_STRIDE, _PADDING, _DILATION, _CEIL_MODE)
     return LayerType(
-        f"MaxPool{dims}d", "Pooling", params, f"{dims}-D max pooling", (dims + 1,), dims, "pool"
+        f"MaxPool{dims}d",
+        "Pooling",
+        params,
+        f"{dims}-D max pooling",
+        (dims + 1,),
+        dims,
+        "pool",
+        layer_rules.POOL,
+        positional=("kernel_size",),
     )
 
 
@@ -168,7 +210,15 @@ def _avg_pool(dims: int) -> LayerType:
         _bool("count_include_pad", True, "count padding zeros in the average"),
     )
     return LayerType(
-        f"AvgPool{dims}d", "Pooling", params, f"{dims}-D average pooling", (dims + 1,), dims, "pool"
+        f"AvgPool{dims}d",
+        "Pooling",
+        params,
+        f"{dims}-D average pooling",
+        (dims + 1,),
+        dims,
+        "pool",
+        layer_rules.POOL,
+        positional=("kernel_size",),
     )
 
 
@@ -190,6 +240,8 @@ def _adaptive_avg_pool(dims: int) -> LayerType:
         (dims + 1,),
         dims,
         "adaptive_pool",
+        layer_rules.ADAPTIVE_POOL,
+        positional=("output_size",),
     )
 
 
@@ -209,6 +261,8 @@ def _batch_norm(dims: int, ranks: tuple[int, ...]) -> LayerType:
         ranks,
         dims,
         "batch_norm",
+        layer_rules.BATCH_NORM,
+        positional=("num_features",),
     )
 
 
@@ -222,6 +276,14 @@ def _simple(
     return LayerType(name, category, params, help, input_ranks=ranks)
 
 
+def _dropout(name: str, help: str, ranks: tuple[int, ...] = ()) -> LayerType:
+    return LayerType(name, "Dropout", (_P,), help, input_ranks=ranks, rules=layer_rules.DROPOUT)
+
+
+_MANY = (2, None)
+_ANY_DTYPE = ("float32", "long")
+
+
 _TYPES = (
     LayerType(
         "Linear",
@@ -233,6 +295,8 @@ _TYPES = (
         ),
         "fully connected layer: y = x Wᵀ + b over the last dimension",
         shape_rule="linear",
+        rules=layer_rules.LINEAR,
+        positional=("in_features", "out_features"),
     ),
     _conv(1),
     _conv(2),
@@ -262,12 +326,12 @@ _TYPES = (
         ),
         "normalise each sample over its trailing dimensions",
         shape_rule="layer_norm",
+        rules=layer_rules.LAYER_NORM,
+        positional=("normalized_shape",),
     ),
-    _simple("Dropout", "Dropout", "zero random elements while training", _P),
-    _simple("Dropout1d", "Dropout", "zero random whole channels of a [C, L] input", _P, ranks=(2,)),
-    _simple(
-        "Dropout2d", "Dropout", "zero random whole channels of a [C, H, W] input", _P, ranks=(3,)
-    ),
+    _dropout("Dropout", "zero random elements while training"),
+    _dropout("Dropout1d", "zero random whole channels of a [C, L] input", ranks=(2,)),
+    _dropout("Dropout2d", "zero random whole channels of a [C, H, W] input", ranks=(3,)),
     _simple("ReLU", "Activation", "max(0, x)"),
     _simple(
         "LeakyReLU",
@@ -298,6 +362,7 @@ _TYPES = (
         (_DIM,),
         "probabilities summing to 1 along dim",
         shape_rule="softmax",
+        rules=layer_rules.SOFTMAX,
     ),
     LayerType(
         "LogSoftmax",
@@ -305,6 +370,7 @@ _TYPES = (
         (_DIM,),
         "log of softmax; pair it with the nll loss",
         shape_rule="softmax",
+        rules=layer_rules.SOFTMAX,
     ),
     LayerType(
         "Flatten",
@@ -317,8 +383,43 @@ _TYPES = (
         ),
         "merge dimensions into one, e.g. [64, 12, 12] into [9216]",
         shape_rule="flatten",
+        rules=layer_rules.FLATTEN,
+        input_dtypes=_ANY_DTYPE,
     ),
-    _simple("Identity", "Shape", "passes the input through unchanged"),
+    LayerType(
+        "Identity", "Shape", (), "passes the input through unchanged", input_dtypes=_ANY_DTYPE
+    ),
+    LayerType(
+        "Add",
+        "Merge",
+        (),
+        "adds its inputs: the join of a residual (skip) connection; set inputs",
+        shape_rule="elementwise",
+        rules=layer_rules.ELEMENTWISE,
+        module=Add,
+        inputs=_MANY,
+    ),
+    LayerType(
+        "Mul",
+        "Merge",
+        (),
+        "multiplies its inputs element by element, e.g. a gate; set inputs",
+        shape_rule="elementwise",
+        rules=layer_rules.ELEMENTWISE,
+        module=Mul,
+        inputs=_MANY,
+    ),
+    LayerType(
+        "Concat",
+        "Merge",
+        (_DIM,),
+        "joins its inputs along dim (1: channels or features); set inputs",
+        shape_rule="concat",
+        rules=layer_rules.CONCAT,
+        module=Concat,
+        inputs=_MANY,
+        input_dtypes=_ANY_DTYPE,
+    ),
 )
 
 CATALOGUE: dict[str, LayerType] = {layer.name: layer for layer in _TYPES}
@@ -345,3 +446,21 @@ def categories() -> dict[str, list[LayerType]]:
     for layer in CATALOGUE.values():
         grouped[layer.category].append(layer)
     return grouped
+
+
+def layer_label(layer: LayerSpec, resolved: Mapping[str, Any] | None = None) -> str:
+    """`Linear(9216 → 64)`, `Conv2d(1 → 32, k3)`: the type with the sizes that matter most.
+
+    `resolved` is the planner's full argument list (inferred sizes included); without it the
+    label uses what the user set, with "?" for sizes that could not be inferred. A block's use
+    shows its name and how often it repeats.
+    """
+    kind = CATALOGUE.get(layer.type)
+    if kind is None:
+        repeat = layer.params.get("repeat", 1)
+        return f"{layer.type} ×{repeat}" if isinstance(repeat, int) and repeat > 1 else layer.type
+    if resolved is not None:
+        return kind.label(resolved)
+    values = {p.name: p.default for p in kind.params}
+    values.update({name: value for name, value in layer.params.items() if value is not None})
+    return kind.label(values)

@@ -20,6 +20,7 @@ from workbench.engine.devices import DeviceInfo, available_devices, resolve_devi
 from workbench.engine.early_stopping import EarlyStopping
 from workbench.engine.errors import TrainingError
 from workbench.engine.experiment import Experiment, dump_experiment
+from workbench.engine.experiment_model import model_input_shape
 from workbench.engine.model_builder import build_model
 from workbench.engine.optimization import (
     count_correct,
@@ -126,7 +127,7 @@ class Trainer:
             world_size=self.strategy.world_size,
         )
         info = self.loaders.info
-        input_shape = self.experiment.model.input_shape or info.input_shape
+        input_shape = model_input_shape(self.experiment.model, info.input_shape, info.name)
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
         self.built = build_model(self.experiment.model, tuple(input_shape))
         if self.initial_weights is not None:  # e.g. weights the user loaded into the stack

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,7 +22,10 @@ from PySide6.QtWidgets import QApplication, QStyle
 
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.experiment import LayerSpec
-from workbench.engine.layers import CATALOGUE, LayerType
+from workbench.engine.layer_rules import UNKNOWN as UNKNOWN
+from workbench.engine.layer_rules import show_value as show_value
+from workbench.engine.layers import CATALOGUE
+from workbench.engine.layers import layer_label as layer_label
 from workbench.engine.model_builder import LayerRow, ModelPlan, plan_model
 from workbench.ui.project_document import ProjectDocument
 
@@ -31,7 +35,6 @@ Shape = tuple[int, ...]
 PROBLEM_COLOUR = QColor("#b71c1c")
 PROBLEM_BACKGROUND = QColor("#fdecea")
 UNKNOWN_COLOUR = QColor("#8a8a8a")
-UNKNOWN = "?"
 
 Item = TypeVar("Item")
 
@@ -43,130 +46,8 @@ def new_layer(type_name: str) -> LayerSpec:
     return LayerSpec(type_name, {p.name: p.initial for p in kind.params if p.required})
 
 
-def show_value(value: Any) -> str:
-    """A parameter value as the user types it: 3, 3, 3 for a tuple, true/false, plain strings."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple | list):
-        return ", ".join(show_value(item) for item in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def show_shape(shape: Sequence[int] | None) -> str:
     return UNKNOWN if shape is None else "[" + ", ".join(str(size) for size in shape) + "]"
-
-
-# --------------------------------------------------------------------------- row labels
-
-
-def layer_label(layer: LayerSpec, resolved: Mapping[str, Any] | None = None) -> str:
-    """`Linear(9216 → 64)`, `Conv2d(1 → 32, k3)`: the type with the sizes that matter most.
-
-    `resolved` is the builder's full argument list (inferred sizes included); without it the
-    label uses what the user set, with "?" for sizes that could not be inferred.
-    """
-    kind = CATALOGUE.get(layer.type)
-    if kind is None:
-        return layer.type
-    values = dict(resolved) if resolved is not None else _spec_values(kind, layer)
-    describe = _DESCRIBERS.get(kind.shape_rule, _changed_values)
-    if kind.category == "Dropout":
-        describe = _dropout
-    inside = describe(kind, values)
-    return f"{kind.name}({inside})" if inside else kind.name
-
-
-def _spec_values(kind: LayerType, layer: LayerSpec) -> dict[str, Any]:
-    values = {p.name: p.default for p in kind.params}
-    values.update({name: value for name, value in layer.params.items() if value is not None})
-    return values
-
-
-def _size(value: Any) -> str:
-    if value is None:
-        return UNKNOWN
-    if isinstance(value, tuple | list):
-        return "×".join(str(item) for item in value)
-    return str(value)
-
-
-def _flags(values: Mapping[str, Any], *pairs: tuple[str, str, Any]) -> list[str]:
-    """Short `s2`, `p1` marks for the window arguments that differ from the usual value."""
-    marks = []
-    for name, mark, usual in pairs:
-        value = values.get(name, usual)
-        if value not in (usual, None) and _expand_all(value) != _expand_all(usual):
-            marks.append(value if isinstance(value, str) else f"{mark}{_size(value)}")
-    return marks
-
-
-def _expand_all(value: Any) -> Any:
-    """1 and (1, 1) mean the same window argument."""
-    if isinstance(value, tuple | list) and len(set(value)) == 1:
-        return value[0]
-    return value
-
-
-def _linear(kind: LayerType, values: Mapping[str, Any]) -> str:
-    text = f"{_size(values.get('in_features'))} → {_size(values.get('out_features'))}"
-    return text + ("" if values.get("bias", True) else ", no bias")
-
-
-def _conv(kind: LayerType, values: Mapping[str, Any]) -> str:
-    sizes = f"{_size(values.get('in_channels'))} → {_size(values.get('out_channels'))}"
-    marks = [f"k{_size(values.get('kernel_size'))}"]
-    marks += _flags(values, ("stride", "s", 1), ("padding", "p", 0), ("dilation", "d", 1))
-    marks += _flags(values, ("groups", "g", 1))
-    if not values.get("bias", True):
-        marks.append("no bias")
-    return ", ".join([sizes, *marks])
-
-
-def _pool(kind: LayerType, values: Mapping[str, Any]) -> str:
-    kernel = values.get("kernel_size")
-    marks = [f"k{_size(kernel)}"]
-    marks += _flags(values, ("stride", "s", kernel), ("padding", "p", 0), ("dilation", "d", 1))
-    if values.get("ceil_mode"):
-        marks.append("ceil")
-    return ", ".join(marks)
-
-
-def _adaptive_pool(kind: LayerType, values: Mapping[str, Any]) -> str:
-    return f"→ {_size(values.get('output_size'))}"
-
-
-def _normalisation(kind: LayerType, values: Mapping[str, Any]) -> str:
-    return _size(values.get(kind.params[0].name))
-
-
-def _dim(kind: LayerType, values: Mapping[str, Any]) -> str:
-    return f"dim={values.get('dim')}"
-
-
-def _dropout(kind: LayerType, values: Mapping[str, Any]) -> str:
-    return f"p={show_value(values.get('p'))}"
-
-
-def _changed_values(kind: LayerType, values: Mapping[str, Any]) -> str:
-    changed = [
-        f"{p.name}={show_value(values[p.name])}"
-        for p in kind.params
-        if values.get(p.name) is not None and values[p.name] != p.default
-    ]
-    return ", ".join(changed)
-
-
-_DESCRIBERS: dict[str, Callable[[LayerType, Mapping[str, Any]], str]] = {
-    "linear": _linear,
-    "conv": _conv,
-    "pool": _pool,
-    "adaptive_pool": _adaptive_pool,
-    "batch_norm": _normalisation,
-    "layer_norm": _normalisation,
-    "softmax": _dim,
-}
 
 
 # --------------------------------------------------------------------------- edits
@@ -198,11 +79,7 @@ def _entries(layers: Sequence[LayerSpec], plan: ModelPlan) -> list[_Entry]:
         found = plan.problem_at(row)
         return None if found is None else str(found)
 
-    rows = plan.rows
-    return [
-        _Entry(layer, rows[row] if row < len(rows) else None, problem(row))
-        for row, layer in enumerate(layers)
-    ]
+    return [_Entry(layer, plan.row_at(row), problem(row)) for row, layer in enumerate(layers)]
 
 
 class LayerStackModel(QAbstractTableModel):
@@ -420,9 +297,11 @@ class LayerStackModel(QAbstractTableModel):
         self._push(layers, f"Remove {name}")
 
     def duplicate_layer(self, row: int) -> int:
-        """Put a copy of layer `row` right after it; returns the copy's row."""
+        """Put a copy of layer `row` right after it (without its name: names are unique);
+        returns the copy's row."""
         layer = self._rows[row].layer
-        return self.insert_layer(row + 1, layer, f"Duplicate {layer.type}")
+        copy = dataclasses.replace(layer, name=None)
+        return self.insert_layer(row + 1, copy, f"Duplicate {layer.type}")
 
     def move_layers(self, rows: Iterable[int], destination: int) -> bool:
         """Move `rows` before old row `destination` (Qt's convention); False when nothing moves."""
@@ -447,7 +326,7 @@ class LayerStackModel(QAbstractTableModel):
         """Replace layer `row`'s parameters (None values are dropped: default or inferred)."""
         layer = self._rows[row].layer
         kept = {name: value for name, value in params.items() if value is not None}
-        new = LayerSpec(layer.type, kept)
+        new = dataclasses.replace(layer, params=kept)
         if new != layer:
             layers = (*self.layers[:row], new, *self.layers[row + 1 :])
             self._push(layers, text or f"Edit {layer.type}")

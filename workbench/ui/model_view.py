@@ -7,18 +7,18 @@ from PySide6.QtGui import QFontDatabase, QShowEvent
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from workbench.engine.errors import ModelBuildError
-from workbench.engine.experiment import LayerSpec, ModelSpec
+from workbench.engine.experiment import ModelSpec
 from workbench.engine.model_builder import BuiltModel, ModelPlan, build_model, summary_text
 from workbench.ui.layer_stack_model import LayerStackModel
 
-BuildKey = tuple[tuple[LayerSpec, ...], tuple[int, ...]]
+BuildKey = tuple[ModelSpec, tuple[int, ...]]
 
 
-def build_quietly(plan_layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) -> BuiltModel:
+def build_quietly(spec: ModelSpec, input_shape: tuple[int, ...]) -> BuiltModel:
     """Build with a fixed seed inside a forked RNG, so showing the model never changes a run."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return build_model(ModelSpec(layers=plan_layers), input_shape)
+        return build_model(spec, input_shape)
 
 
 class ModelView(QWidget):
@@ -59,7 +59,7 @@ class ModelView(QWidget):
         if not plan.ok:
             self._show_problem(plan)
             return
-        key: BuildKey = (self.stack.layers, plan.input_shape)
+        key: BuildKey = (self.stack.document.experiment.model, plan.input_shape)
         if key == self._built_key:
             return
         try:

@@ -37,6 +37,18 @@ class Reconciliation:
         """A strict load_state_dict would pass as the file stands."""
         return not (self.missing or self.unexpected or self.wrong_shape)
 
+    @property
+    def module_renames(self) -> dict[str, str]:
+        """The suggested renames as whole modules (`0` -> `conv1`) where every key agrees."""
+        pairs: dict[str, set[str]] = {}
+        for source, target in self.suggested_renames.items():
+            old, _, leaf = source.rpartition(".")
+            new, _, new_leaf = target.rpartition(".")
+            pairs.setdefault(old, set()).add(new if leaf == new_leaf else "")
+        return {
+            old: next(iter(new)) for old, new in pairs.items() if len(new) == 1 and "" not in new
+        }
+
 
 def expected_state_dict(model: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return dict(model.state_dict()) if isinstance(model, nn.Module) else dict(model)
@@ -48,7 +60,7 @@ def reconcile(
     """Line `state_dict` up with `model`; suggest renames pairing leftovers by order and shape."""
     expected = expected_state_dict(model)
     plain = _compare(state_dict, expected)
-    renames = suggest_renames(state_dict, expected)
+    renames = suggest_renames(state_dict, expected, _renamed_positions(model))
     fits_after = bool(renames) and _compare(rename_keys(state_dict, renames), expected).fits
     return Reconciliation(
         plain.matched,
@@ -77,11 +89,23 @@ def _compare(
     return Reconciliation(matched, missing, unexpected, wrong)
 
 
+def _renamed_positions(model: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """Position -> name for a model's named layers: what `0.weight` is called now."""
+    if not isinstance(model, nn.Module):
+        return {}
+    children = [name for name, _ in model.named_children()]
+    return {str(index): name for index, name in enumerate(children) if name != str(index)}
+
+
 def suggest_renames(
-    state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+    state_dict: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    positions: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Pair file-only keys with model-only keys (file key -> model key).
 
+    0. A layer saved by position, now named (`0.weight` -> `conv1.weight`), same shape;
+       `positions` maps the model's positions to its layer names.
     1. Same key up to a leading prefix (`module.fc.weight` -> `fc.weight`), same shape.
     2. Whole modules in order: the n-th unmatched file module goes to the first unmatched model
        module with the same tensor names and shapes (`conv1.*` -> `embed_1.*`).
@@ -90,10 +114,24 @@ def suggest_renames(
     file_shapes = {k: tuple(t.shape) for k, t in state_dict.items() if k not in expected}
     model_shapes = {k: tuple(t.shape) for k, t in expected.items() if k not in state_dict}
     renames: dict[str, str] = {}
+    _pair_by_position(file_shapes, model_shapes, renames, positions or {})
     _pair_by_suffix(file_shapes, model_shapes, renames)
     _pair_modules_in_order(file_shapes, model_shapes, renames)
     _pair_keys_in_order(file_shapes, model_shapes, renames)
     return renames
+
+
+def _pair_by_position(
+    file_shapes: dict[str, Shape],
+    model_shapes: dict[str, Shape],
+    renames: dict[str, str],
+    positions: Mapping[str, str],
+) -> None:
+    for source, shape in list(file_shapes.items()):
+        head, _, rest = source.partition(".")
+        target = f"{positions[head]}.{rest}" if head in positions and rest else None
+        if target is not None and model_shapes.get(target) == shape:
+            _pair(source, target, file_shapes, model_shapes, renames)
 
 
 def _pair_by_suffix(

@@ -210,15 +210,15 @@ def _runs_on_int8(layer: nn.Module, layer_input: torch.Tensor, backend: str) -> 
 def with_stubs(model: nn.Sequential, float_layers: Iterable[int]) -> nn.Sequential:
     """Copy of the stack with QuantStub/DeQuantStub at every float <-> int8 boundary.
 
-    Children keep their names ("0", "1", ...), so notes and saved keys use the user's layer
-    numbers; the stubs are named after the layer they stand before.
+    Children keep their names ("0", "1", ... or "conv1", ...), so saved keys are the model's
+    own; `float_layers` are positions. The stubs are named after the layer they stand before.
     """
     tq = _tq()
     keep_float = set(float_layers)
     items: list[tuple[str, nn.Module]] = []
     quantized = False
-    for name, layer in model.named_children():
-        wants_float = int(name) in keep_float
+    for position, (name, layer) in enumerate(model.named_children()):
+        wants_float = position in keep_float
         if wants_float and quantized:
             items.append((f"dequant_before_{name}", tq.DeQuantStub()))
         elif not wants_float and not quantized:
@@ -303,22 +303,35 @@ def convert(prepared: nn.Module, backend: str) -> nn.Module:
     return converted
 
 
+_STUBS = ("quant_before_", "dequant_before_", "dequant_out")
+
+
 def failing_layer(converted: nn.Module, sample: torch.Tensor) -> int | None:
-    """The user's layer index of the first child that cannot run, or None when all run.
+    """The position (in the user's stack) of the first layer that cannot run, or None.
 
     A last check after conversion: a kernel may exist for the operator but not for this
     configuration, which only shows when the int8 model actually runs.
     """
     x = sample
+    position = -1
     with quiet(), torch.no_grad():
         for name, child in converted.named_children():
+            stub = name.startswith(_STUBS)
+            position += not stub
             try:
                 x = child(x)
             except (NotImplementedError, RuntimeError):
-                if name.isdigit():
-                    return int(name)
+                if not stub:
+                    return position
                 raise
     return None
+
+
+def is_layer_stack(model: nn.Module) -> bool:
+    """A plain nn.Sequential of layers, which is what the eager API can fuse and stub."""
+    return isinstance(model, nn.Sequential) and not any(
+        len(list(child.children())) for child in model.children()
+    )
 
 
 # --------------------------------------------------------------------------- reloading

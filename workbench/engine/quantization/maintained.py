@@ -216,38 +216,38 @@ def pt2e_freeze(prepared: torch.fx.GraphModule) -> None:
         prepared.apply(disable_observer)
 
 
-def pt2e_float_layers(prepared: torch.fx.GraphModule, model: nn.Sequential) -> list[int]:
-    """Layers of `model` with operators the quantizer left unannotated (they run in float).
+def pt2e_float_layers(prepared: torch.fx.GraphModule, model: nn.Module) -> list[int]:
+    """Layers of `model` (its children, by position) with operators the quantizer left
+    unannotated (they run in float).
 
     Read from the prepared graph, where each operator still carries the quantizer's
     annotation and the layer it came from.
     """
+    layers = list(model.named_children())
+    positions = {name: index for index, (name, _) in enumerate(layers)}
     annotated: set[int] = set()
     computing: set[int] = set()
     for node in prepared.graph.nodes:
-        index = _layer_of(node) if node.op == "call_function" else None
+        index = _layer_of(node, positions) if node.op == "call_function" else None
         if index is None:
             continue
         computing.add(index)
         annotation = node.meta.get("quantization_annotation")
         if annotation is not None and getattr(annotation, "_annotated", False):
             annotated.add(index)
-    layers = list(model)
     return sorted(
-        index
-        for index in computing - annotated
-        if index < len(layers) and not isinstance(layers[index], _NO_COMPUTE)
+        index for index in computing - annotated if not isinstance(layers[index][1], _NO_COMPUTE)
     )
 
 
-def _layer_of(node: torch.fx.Node) -> int | None:
+def _layer_of(node: torch.fx.Node, positions: dict[str, int]) -> int | None:
+    """The position of the model's child an operator came from (`conv1`, `0`, `layer1.0...`)."""
     stack = node.meta.get("nn_module_stack") or {}
     for path, _kind in stack.values():
-        head = str(path).split(".")[0].removeprefix("L['self']").strip("[]'")
-        name = str(path).rsplit(".", 1)[-1]
-        for candidate in (head, name):
-            if candidate.isdigit():
-                return int(candidate)
+        text = str(path).removeprefix("L['self']").lstrip(".")
+        head = text.split(".")[0].strip("[]'")
+        if head in positions:
+            return positions[head]
     return None
 
 

@@ -235,12 +235,13 @@ class _Run:
             fused: list[list[str]] = []
             float_layers: list[int] = []
         else:
-            sequential = self._sequential(float_model)
+            self._graphs_through_export(float_model)
             if self.path == "pt2e":
-                model, float_layers = self._pt2e(sequential)
+                model, float_layers = self._pt2e(float_model)
                 fused = []
             else:
-                model, fused, float_layers = self._eager_static(sequential)
+                assert isinstance(float_model, nn.Sequential)
+                model, fused, float_layers = self._eager_static(float_model)
         recipe = Recipe(
             method=method,
             path=self.path,
@@ -255,13 +256,26 @@ class _Run:
         )
         return model, recipe
 
-    @staticmethod
-    def _sequential(model: nn.Module) -> nn.Sequential:
-        if not isinstance(model, nn.Sequential):
+    def _graphs_through_export(self, model: nn.Module) -> None:
+        """The eager API fuses and stubs a plain layer stack; a graph model (skip connections,
+        blocks) is quantized from its traced graph instead, through torch.export (PT2E)."""
+        if self.path != "eager" or legacy_eager.is_layer_stack(model):
+            return
+        if self.options.path == "eager":
             raise QuantizationError(
-                "static and qat quantization need a layer stack (nn.Sequential)"
+                "path 'eager' quantizes a plain layer stack; this model has skip connections "
+                "or blocks: use path 'pt2e' (or auto), which quantizes its traced graph"
             )
-        return model
+        if not maintained.torchao_available():
+            raise QuantizationError(
+                "a model with skip connections or blocks is quantized through torch.export "
+                "(PT2E), which needs torchao; install torchao (pip install torchao)"
+            )
+        self.path = "pt2e"
+        self.path_reason = (
+            "auto: the model has skip connections or blocks; the eager API quantizes plain "
+            "layer stacks only, so its traced graph is quantized (PT2E)"
+        )
 
     def _dynamic(self, float_model: nn.Module) -> nn.Module:
         covered = [m for m in float_model.modules() if isinstance(m, legacy_eager.DYNAMIC_TYPES)]
@@ -272,10 +286,11 @@ class _Run:
                 "dynamic quantization converts Linear (and LSTM/GRU) layers, and this model has "
                 "none; use --method static or qat"
             )
-        for index, layer in enumerate(float_model.children()):
-            if isinstance(layer, _CONVOLUTIONS):
+        for index, (name, layer) in enumerate(float_model.named_children()):
+            convolutions = [m for m in layer.modules() if isinstance(m, _CONVOLUTIONS)]
+            if convolutions:
                 self.notes.append(
-                    f"layer {index} ({type(layer).__name__}): dynamic quantization covers Linear "
+                    f"{_layer_text(index, name, layer)}: dynamic quantization covers Linear "
                     "and LSTM/GRU only; kept in float (static or qat quantize convolutions)"
                 )
         if self.path == "torchao":
@@ -304,9 +319,11 @@ class _Run:
             plan.notes.append(legacy_eager.float_note(failing, model[failing], self.backend))
         raise QuantizationError("no layer of this model could run in int8; nothing to quantize")
 
-    def _refuse_all_float(self, model: nn.Sequential, float_layers: set[int]) -> None:
+    def _refuse_all_float(self, model: nn.Module, float_layers: set[int]) -> None:
         quantizable = [
-            i for i, layer in enumerate(model) if isinstance(layer, (nn.Linear, *_CONVOLUTIONS))
+            i
+            for i, layer in enumerate(model.children())
+            if any(isinstance(m, (nn.Linear, *_CONVOLUTIONS)) for m in layer.modules())
         ]
         if quantizable and all(i in float_layers for i in quantizable):
             raise QuantizationError("no Linear or convolution layer can run in int8 here")
@@ -315,15 +332,16 @@ class _Run:
                 "static and qat quantization need a Linear or convolution layer; this model has none"
             )
 
-    def _pt2e(self, model: nn.Sequential) -> tuple[nn.Module, list[int]]:
+    def _pt2e(self, model: nn.Module) -> tuple[nn.Module, list[int]]:
         qat = self.options.method == "qat"
         self._refuse_all_float(model, set())
         prepared = maintained.pt2e_prepare(
             copy.deepcopy(model), self.sample, self.backend, self.options.observer, qat=qat
         )
         float_layers = maintained.pt2e_float_layers(prepared, model)
+        children = list(model.children())
         self.notes.extend(
-            maintained.pt2e_float_note(i, model[i], self.backend) for i in float_layers
+            maintained.pt2e_float_note(i, children[i], self.backend) for i in float_layers
         )
         if qat:
             self._fine_tune(prepared, maintained.pt2e_freeze, maintained.quiet)
@@ -432,6 +450,12 @@ class _Run:
         while len(x) < 64:
             x = torch.cat([x, x])
         return x[:1].contiguous(), x[:64].contiguous()
+
+
+def _layer_text(index: int, name: str, layer: nn.Module) -> str:
+    """`layer 0 (Conv2d)`, or with its name when it has one: `layer 3 'layer1' (Sequential)`."""
+    named = "" if name == str(index) else f" '{name}'"
+    return f"layer {index}{named} ({type(layer).__name__})"
 
 
 def _same_predictions(before: torch.Tensor | None, after: torch.Tensor | None) -> bool | None:
