@@ -273,5 +273,5 @@ def test_real_data_is_used_where_it_is_here() -> None:
     experiment = load_experiment(ROOT / "resources" / "presets" / "digits-mlp.toml")
     options = ProfileOptions(steps=2, warmup=1, what_ifs=False)
     report = profile_experiment(experiment, options)
-    assert report.real_data and report.data_source.startswith("digits's training split")
+    assert report.real_data and report.data_source.startswith("the digits training split")
     assert report.batch_size == 32 and report.step.data_ms > 0

@@ -66,7 +66,9 @@ def unavailable_reason(experiment: Experiment) -> str | None:
     """Why the experiment's data cannot be read here without downloading, or None if it can."""
     data = experiment.data
     available, why = availability(data.name, data.root)
-    return None if available else why
+    # availability() answers `workbench datasets`: "no (no files in X); set ..." reads here as
+    # "no files in X; set ...".
+    return None if available else why.removeprefix("no (").replace(")", "", 1)
 
 
 def sample_batch(experiment: Experiment, model: nn.Module, count: int) -> SampleBatch:
@@ -85,7 +87,7 @@ def sample_batch(experiment: Experiment, model: nn.Module, count: int) -> Sample
                 inputs = torch.stack([torch.as_tensor(x) for x, _ in items])
                 targets = torch.as_tensor([int(y) for _, y in items])
                 name = "validation" if split is splits.val else "training"
-                source = f"{len(items)} samples of {experiment.data.name}'s {name} split"
+                source = f"{len(items)} samples of the {experiment.data.name} {name} split"
                 return SampleBatch(inputs, targets, source, True)
             reason = f"{experiment.data.name} has no samples"
     return _random_batch(experiment, model, count, reason)
@@ -152,7 +154,7 @@ def training_feed(experiment: Experiment, model: nn.Module, device: torch.device
         else:
             seconds = time.perf_counter() - started
             source = (
-                f"{data.name}'s training split, batches of {data.batch_size} "
+                f"the {data.name} training split, batches of {data.batch_size} "
                 f"(opened in {seconds:.1f} s, not counted)"
             )
             return TrainingFeed(loaders.train, None, source, device)
