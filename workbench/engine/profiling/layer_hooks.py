@@ -3,9 +3,9 @@
 A layer is a module without children, named as `model.named_modules()` names it (`3` in a
 Sequential, `layer1.0.conv1` in a graph model). Forward time runs from its forward pre-hook to
 its forward hook. Backward time runs from the moment autograd has the gradient of the layer's
-output to the moment it has the gradients of the layer's inputs and parameters (two
-`register_multi_grad_hook`s, registered on each call). The time spent in the hooks themselves
-falls between those windows, not inside them.
+output to the moment it has the gradients of the layer's inputs and parameters (tensor hooks,
+registered on each call). The time spent in the hooks themselves falls between those windows,
+not inside them, and is counted apart so that the report can leave it out of the step.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, Self
 
 import torch
 from torch import nn
-from torch.autograd.graph import register_multi_grad_hook
 from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
@@ -39,6 +38,11 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
 
 
 def grad_tensors(values: Any) -> list[torch.Tensor]:
+    """The tensors in `values` (any nesting) that require grad; quick for the usual shapes."""
+    if isinstance(values, torch.Tensor):
+        return [values] if values.requires_grad else []
+    if isinstance(values, tuple) and all(isinstance(v, torch.Tensor) for v in values):
+        return [v for v in values if v.requires_grad]
     return [t for t in tree_leaves(values) if isinstance(t, torch.Tensor) and t.requires_grad]
 
 
@@ -76,9 +80,11 @@ class LeafHooks:
 
 @dataclass
 class _Call:
-    """One forward call of a layer, waiting for its backward."""
+    """One forward call of a layer, and when its backward began and ended."""
 
-    backward_started: int | None = None
+    name: str
+    backward_started: int | None = None  # the first gradient of an output arrived
+    backward_ended: int | None = None  # the last gradient of an input or parameter arrived
 
 
 @dataclass
@@ -89,19 +95,30 @@ class LayerTimes:
     backward_ns: dict[str, int] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     first_backward_ns: int | None = None  # clock reading when the first layer's backward began
+    hooks_forward_ns: int = 0  # time spent in the timer's own hooks, outside every window
+    hooks_backward_ns: int = 0
 
 
 class LayerTimer(LeafHooks):
     """While entered, every leaf module's forward and backward is timed; `take()` returns the
-    times collected since the previous `take()`. Enter it around a whole step: the backward
-    hooks (on parameters too, which outlive the step) are removed on exit."""
+    times collected since the previous `take()`. Enter it around a whole step: the gradient
+    hooks (on parameters too, which outlive the step) are removed on exit.
+
+    Plain tensor hooks (a few microseconds each), not register_multi_grad_hook (tens to
+    hundreds): the backward window ends at the last gradient hook of the call that fired.
+    """
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:
         super().__init__(model)
         self._sync = synchronizer(device)
         self._times = LayerTimes()
         self._open: dict[str, tuple[int, _Call]] = {}
+        self._calls: list[_Call] = []
         self._grad_hooks: list[RemovableHandle] = []
+        self._weights = {
+            name: [p for p in module.parameters() if p.requires_grad]
+            for name, module in self.layers
+        }
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
@@ -110,17 +127,27 @@ class LayerTimer(LeafHooks):
         self._grad_hooks.clear()
 
     def take(self) -> LayerTimes:
+        """The times since the last take, each backward window closed."""
         times, self._times = self._times, LayerTimes()
+        for call in self._calls:
+            started, ended = call.backward_started, call.backward_ended
+            if started is not None and ended is not None and ended >= started:
+                times.backward_ns[call.name] = times.backward_ns.get(call.name, 0) + ended - started
+        self._calls.clear()
         return times
 
     def before(self, name: str, module: nn.Module, args: Any) -> None:
-        call = _Call()
-        needs = grad_tensors(args) + [p for p in module.parameters() if p.requires_grad]
-        if needs and torch.is_grad_enabled():
-            ended = partial(self._backward_ended, name, call)
-            self._grad_hooks.append(register_multi_grad_hook(needs, ended, mode="all"))
+        entered = time.perf_counter_ns()
+        call = _Call(name)
+        self._calls.append(call)
+        if torch.is_grad_enabled():
+            ready = partial(self._input_grad_ready, call)
+            for tensor in grad_tensors(args) + self._weights[name]:
+                self._grad_hooks.append(tensor.register_hook(ready))  # type: ignore[no-untyped-call]
         self._sync()
-        self._open[name] = (time.perf_counter_ns(), call)
+        started = time.perf_counter_ns()
+        self._open[name] = (started, call)
+        self._times.hooks_forward_ns += started - entered
 
     def after(self, name: str, module: nn.Module, output: Any) -> None:
         self._sync()
@@ -129,23 +156,24 @@ class LayerTimer(LeafHooks):
         times = self._times
         times.forward_ns[name] = times.forward_ns.get(name, 0) + ended - started
         times.calls[name] = times.calls.get(name, 0) + 1
-        outputs = grad_tensors(output)
-        if outputs:
-            begun = partial(self._backward_started, call)
-            self._grad_hooks.append(register_multi_grad_hook(outputs, begun, mode="any"))
+        begun = partial(self._output_grad_ready, call)
+        for tensor in grad_tensors(output):
+            self._grad_hooks.append(tensor.register_hook(begun))  # type: ignore[no-untyped-call]
+        times.hooks_forward_ns += time.perf_counter_ns() - ended
 
-    def _backward_started(self, call: _Call, _grad: Any) -> None:
+    def _output_grad_ready(self, call: _Call, _grad: torch.Tensor) -> None:
+        if call.backward_started is not None:
+            return
         self._sync()
         call.backward_started = now = time.perf_counter_ns()
         first = self._times.first_backward_ns
         self._times.first_backward_ns = now if first is None else min(first, now)
+        self._times.hooks_backward_ns += time.perf_counter_ns() - now
 
-    def _backward_ended(self, name: str, call: _Call, _grads: Any) -> None:
-        if call.backward_started is None:
-            return
+    def _input_grad_ready(self, call: _Call, _grad: torch.Tensor) -> None:
         self._sync()
-        spent = time.perf_counter_ns() - call.backward_started
-        self._times.backward_ns[name] = self._times.backward_ns.get(name, 0) + spent
+        call.backward_ended = now = time.perf_counter_ns()
+        self._times.hooks_backward_ns += time.perf_counter_ns() - now
 
 
 class TraceLabels(LeafHooks):

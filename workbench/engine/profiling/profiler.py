@@ -146,19 +146,7 @@ def _profile(
     for _ in range(options.warmup):
         _timed_step(runner, feed)
     timer = LayerTimer(runner.model, setup.torch_device)
-    plain: list[StepTimes] = []
-    hooked: list[StepTimes] = []
-    per_layer: list[tuple[LayerTimes, int]] = []
-    for index in range(options.steps):
-        if stop is not None and stop.is_set():
-            raise ProfileCancelled("profiling cancelled")
-        say(f"timing step {index + 1} of {options.steps}", 0.05 + 0.55 * index / options.steps)
-        plain.append(_timed_step(runner, feed))
-        with timer:
-            times = _timed_step(runner, feed)
-        layer_times = timer.take()
-        hooked.append(times)
-        per_layer.append((layer_times, _loss_backward_ns(layer_times, runner, times)))
+    plain, hooked, per_layer = _time_steps(runner, feed, timer, options.steps, say, stop)
     say("counting FLOPs and activations", 0.6)
     batch = feed.next_batch()
     flops = layer_flops(runner.model, _forward_loss(runner, batch))
@@ -177,10 +165,6 @@ def _profile(
             )
         )
     say("done", 1.0)
-    plain = _typical(plain)
-    kept = _typical_indices([times.total for times in hooked])
-    hooked = [hooked[i] for i in kept]
-    per_layer = [per_layer[i] for i in kept]
     return ProfileReport(
         device=setup.device.name,
         precision=runner.precision.name,
@@ -197,10 +181,40 @@ def _profile(
         hooked_step=_split(hooked),
         memory=memory,
         total_forward_flops=flops[0].get(GLOBAL, 0),
+        hooks_forward_ms=_mean_ms([t.hooks_forward_ns for t, _ in per_layer]),
+        hooks_backward_ms=_mean_ms([t.hooks_backward_ns for t, _ in per_layer]),
         what_ifs=what_ifs,
         trace_file=str(options.trace) if options.trace else None,
         notes=_notes(timer, layers),
     )
+
+
+def _time_steps(
+    runner: StepRunner,
+    feed: BatchFeed,
+    timer: LayerTimer,
+    steps: int,
+    say: ProgressCallback,
+    stop: threading.Event | None,
+) -> tuple[list[StepTimes], list[StepTimes], list[tuple[LayerTimes, int]]]:
+    """Plain steps and steps with the layer timer, interleaved; each kind trimmed to its
+    typical steps. Returns the plain steps, the timed steps, and their layer times with the
+    loss's backward."""
+    plain: list[StepTimes] = []
+    hooked: list[StepTimes] = []
+    per_layer: list[tuple[LayerTimes, int]] = []
+    for index in range(steps):
+        if stop is not None and stop.is_set():
+            raise ProfileCancelled("profiling cancelled")
+        say(f"timing step {index + 1} of {steps}", 0.05 + 0.55 * index / steps)
+        plain.append(_timed_step(runner, feed))
+        with timer:
+            times = _timed_step(runner, feed)
+        layer_times = timer.take()
+        hooked.append(times)
+        per_layer.append((layer_times, _loss_backward_ns(layer_times, runner, times)))
+    kept = _typical_indices([times.total for times in hooked])
+    return _typical(plain), [hooked[i] for i in kept], [per_layer[i] for i in kept]
 
 
 def _timed_step(runner: StepRunner, feed: BatchFeed) -> StepTimes:

@@ -99,6 +99,8 @@ class ProfileReport:
     hooked_step: StepSplit  # the steps the layers were timed in (interleaved with the plain)
     memory: MemoryFigures | None
     total_forward_flops: int
+    hooks_forward_ms: float = 0.0  # the timing hooks' own time in the timed steps' forward
+    hooks_backward_ms: float = 0.0  # ... and backward: profiler overhead, not the model's
     what_ifs: tuple[WhatIf, ...] = ()
     trace_file: str | None = None
     notes: tuple[str, ...] = ()
@@ -118,15 +120,24 @@ class ProfileReport:
         return sum(layer.backward_ms for layer in self.layers)
 
     @property
+    def measured_forward_ms(self) -> float:
+        """The model's forward in the timed steps, less the timing hooks' own time."""
+        return self.hooked_step.forward_ms - self.hooks_forward_ms
+
+    @property
+    def measured_backward_ms(self) -> float:
+        return self.hooked_step.backward_ms - self.hooks_backward_ms
+
+    @property
     def forward_error(self) -> float:
-        """|sum of the layers' forward times - the forward measured in the same steps| over
-        the latter: the share of the forward that no layer accounts for."""
-        return _error(self.layers_forward_ms, self.hooked_step.forward_ms)
+        """|sum of the layers' forward times - the measured forward| / the measured forward:
+        the share of the forward that no layer accounts for (or counted twice)."""
+        return _error(self.layers_forward_ms, self.measured_forward_ms)
 
     @property
     def backward_error(self) -> float:
         attributed = self.layers_backward_ms + self.loss_backward_ms
-        return _error(attributed, self.hooked_step.backward_ms)
+        return _error(attributed, self.measured_backward_ms)
 
     @property
     def step_error(self) -> float:
@@ -140,7 +151,8 @@ class ProfileReport:
             + self.loss_backward_ms
             + step.optimizer_ms
         )
-        return _error(attributed, step.total_ms)
+        measured = step.total_ms - self.hooks_forward_ms - self.hooks_backward_ms
+        return _error(attributed, measured)
 
     @property
     def hook_overhead(self) -> float:
@@ -301,14 +313,16 @@ def _layer_table(report: ProfileReport) -> list[str]:
 def _accuracy_lines(report: ProfileReport) -> list[str]:
     hooked = report.hooked_step
     backward_sum = report.layers_backward_ms + report.loss_backward_ms
+    hooks_ms = report.hooks_forward_ms + report.hooks_backward_ms
     return [
         f"In the steps the layers were timed in ({_ms(hooked.total_ms)}, "
-        f"{_signed_percent(report.hook_overhead)} against a plain step), the layers' forward "
-        f"times add up to {_ms(report.layers_forward_ms)} of the measured "
-        f"{_ms(hooked.forward_ms)} forward (error {_percent(report.forward_error)}), their "
-        f"backward times and the loss's to {_ms(backward_sum)} of the measured "
-        f"{_ms(hooked.backward_ms)} backward (error {_percent(report.backward_error)}): the "
-        f"whole step within {_percent(report.step_error)}.",
+        f"{_signed_percent(report.hook_overhead)} against a plain step, {_ms(hooks_ms)} of it "
+        f"in the timing hooks), the layers' forward times add up to "
+        f"{_ms(report.layers_forward_ms)} of the measured {_ms(report.measured_forward_ms)} "
+        f"forward (error {_percent(report.forward_error)}), their backward times and the "
+        f"loss's to {_ms(backward_sum)} of the measured {_ms(report.measured_backward_ms)} "
+        f"backward (error {_percent(report.backward_error)}): the whole step within "
+        f"{_percent(report.step_error)}.",
         "FLOPs count matrix products and convolutions (torch.utils.flop_counter); activations "
         "are the tensors a layer keeps for the backward pass, each counted once.",
     ]
