@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
         "the step, FLOPs, parameter and activation memory; the step split into data loading, "
         "forward, backward and optimizer; peak memory; and what-ifs measured side by side "
         "(channels-last, bf16-mixed, torch.compile, a larger batch) as speed ratios. Times "
-        "are medians of --batches steps after warm-up. Exit status: 0 done, 1 failed, "
+        "are means over the middle half (by time) of --batches steps after warm-up. Exit "
+        "status: 0 done, 1 failed, "
         "2 bad input.",
     )
     parser.add_argument("experiment", metavar="EXP.toml", help="experiment file or preset name")
