@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -50,10 +50,3 @@ def parameter_bytes(module: nn.Module) -> int:
     tensors = [*module.parameters(), *module.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors)
 
-
-def share(part: float, whole: float) -> float:
-    return part / whole if whole > 0 else 0.0
-
-
-def flops_of(flops: Mapping[str, int], name: str) -> int:
-    return int(flops.get(name, 0))

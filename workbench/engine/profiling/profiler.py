@@ -1,11 +1,12 @@
 """Profile a training step layer by layer: what `workbench profile` prints and the window draws.
 
 The recipe, made for a noisy machine: warm-up steps first; then plain steps (no hooks) and
-steps with per-layer timing hooks, interleaved so that both see the same load; medians of
-each. Plain steps give the phase split (data loading, forward, loss, backward, optimizer);
-hooked steps give each layer's share, and the report states how far their sum is from the
-plain step. FLOPs, saved activations and peak memory come from separate passes over one
-batch, so counting never slows a timed step.
+steps with per-layer timing hooks, interleaved so that both see the same load; each kind is
+averaged over its middle half by step time (a step another process slowed down is left out).
+Plain steps give the phase split (data loading, forward, loss, backward, optimizer); timed
+steps give each layer's share, and the report states how far the layers' sum is from the
+forward and backward of those same steps. FLOPs, saved activations and peak memory come from
+separate passes over one batch, so counting never slows a timed step.
 """
 
 from __future__ import annotations
