@@ -92,7 +92,7 @@ def test_profile_measures_what_ifs_by_default(capsys: pytest.CaptureFixture[str]
     assert set(rows) == {"channels-last", "bf16-mixed", "torch.compile", "batch 64"}
     assert "not applicable: no 2-D convolutions" in rows["channels-last"]
     assert "x faster" in rows["batch 64"] or "x slower" in rows["batch 64"]
-    assert "skipped: not measured: ask for it (--compile)" in rows["torch.compile"]
+    assert "skipped: ask for it with --compile" in rows["torch.compile"]
     assert "the digits training split" in out
 
 

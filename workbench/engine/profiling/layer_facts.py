@@ -49,4 +49,3 @@ def parameter_bytes(module: nn.Module) -> int:
     """Bytes of a module's parameters and buffers (running statistics and the like)."""
     tensors = [*module.parameters(), *module.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors)
-

@@ -137,7 +137,7 @@ def _compiled(
     name = "torch.compile"
     if not settings.compile:
         return WhatIf(
-            name, SKIPPED, "not measured: ask for it (--compile); compiling takes a minute or more"
+            name, SKIPPED, "ask for it with --compile; compiling takes a minute or more on a CPU"
         )
     try:
         with warnings.catch_warnings():
