@@ -277,6 +277,10 @@ def load_program(path: Path, extra_names: Iterable[str]) -> tuple[nn.Module, dic
     _refuse_pickled_payloads(path)
     extra = dict.fromkeys(extra_names, "")
     with quiet():
+        # The graph calls quantized_decomposed ops, which exist once torchao's PT2E flow is
+        # imported; without it a fresh process cannot deserialize the file.
+        import torchao.quantization.pt2e  # noqa: F401
+
         program = torch.export.load(path, extra_files=extra)
     module = program.module()
     return module, extra

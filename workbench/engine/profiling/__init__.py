@@ -1,0 +1,34 @@
+"""Layer-by-layer profile of a training step: time, FLOPs, memory, and measured what-ifs."""
+
+from workbench.engine.profiling.errors import ProfileCancelled, ProfileError
+from workbench.engine.profiling.profiler import (
+    BatchFeed,
+    ProfileOptions,
+    profile_experiment,
+    profile_model,
+)
+from workbench.engine.profiling.report import (
+    LayerProfile,
+    MemoryFigures,
+    ProfileReport,
+    StepSplit,
+    WhatIf,
+)
+from workbench.engine.profiling.train_step import TrainingSetup
+from workbench.engine.profiling.what_ifs import WhatIfSettings
+
+__all__ = [
+    "BatchFeed",
+    "LayerProfile",
+    "MemoryFigures",
+    "ProfileCancelled",
+    "ProfileError",
+    "ProfileOptions",
+    "ProfileReport",
+    "StepSplit",
+    "TrainingSetup",
+    "WhatIf",
+    "WhatIfSettings",
+    "profile_experiment",
+    "profile_model",
+]
