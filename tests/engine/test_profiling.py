@@ -51,9 +51,12 @@ def test_mnist_cnn_second_conv_is_the_hottest_layer_with_93_percent_of_the_flops
     mnist_profile: tuple[ProfileReport, Path],
 ) -> None:
     report, _trace = mnist_profile
-    assert [layer.name for layer in report.layers] == [str(i) for i in range(12)]
+    assert [layer.name for layer in report.layers] == [
+        "conv1", "relu1", "conv2", "relu2", "pool", "dropout1",
+        "flatten", "fc1", "relu3", "dropout2", "fc2", "log_softmax",
+    ]  # fmt: skip
     hottest = report.hottest
-    assert hottest is not None and hottest.name == "2" and hottest.type == "Conv2d"
+    assert hottest is not None and hottest.name == "conv2" and hottest.type == "Conv2d"
     assert report.flops_share(hottest) == pytest.approx(0.931, abs=0.002)
     # 24x24 outputs x 64 channels x 32x3x3 inputs = 10,616,832 MACs a sample, 2 FLOPs each.
     assert hottest.forward_flops == 2 * 64 * 10_616_832
@@ -61,7 +64,9 @@ def test_mnist_cnn_second_conv_is_the_hottest_layer_with_93_percent_of_the_flops
     assert report.total_forward_flops == sum(layer.forward_flops for layer in report.layers)
     text = report.text()
     hottest_line = next(line for line in text.splitlines() if "<- hottest" in line)
-    assert hottest_line.startswith("2 ") and "Conv2d" in hottest_line and "93.1%" in hottest_line
+    assert (
+        hottest_line.startswith("conv2 ") and "Conv2d" in hottest_line and "93.1%" in hottest_line
+    )
 
 
 def test_per_layer_times_add_up_to_the_measured_forward_within_15_percent(
@@ -74,7 +79,7 @@ def test_per_layer_times_add_up_to_the_measured_forward_within_15_percent(
     assert layers_forward == pytest.approx(measured, rel=0.15)
     assert 0 < report.hooks_forward_ms < 0.2 * report.hooked_step.forward_ms
     assert report.step_error < 0.15, report.text()
-    for name in ("0", "2", "7", "10"):  # layers with weights have a backward
+    for name in ("conv1", "conv2", "fc1", "fc2"):  # layers with weights have a backward
         assert report.layer(name).backward_ms > 0
     assert all(layer.forward_ms > 0 and layer.calls == 1 for layer in report.layers)
     assert f"error {100 * report.forward_error:.1f}%" in report.text()
@@ -90,7 +95,7 @@ def test_step_split_memory_and_data_source(mnist_profile: tuple[ProfileReport, P
     assert report.batch_size == 64 and report.threads == 1 and report.steps == 10
     assert "random batches of 64 shaped like mnist [1, 28, 28]" in report.data_source
     assert "not available here" in report.data_source and not report.real_data
-    conv2, relu1 = report.layer("2"), report.layer("1")
+    conv2, relu1 = report.layer("conv2"), report.layer("relu1")
     assert conv2.parameter_bytes == (64 * 32 * 9 + 64) * 4
     assert relu1.activation_bytes == 64 * 32 * 26 * 26 * 4  # kept by the ReLU for its backward
     assert relu1.output_shape == (32, 26, 26)
@@ -110,7 +115,7 @@ def test_the_chrome_trace_names_each_layer_and_phase(
     assert report.trace_file == str(trace)
     events = json.loads(trace.read_text())["traceEvents"]
     names = {event.get("name") for event in events}
-    for label in ("layer 2 (Conv2d)", "forward", "backward", "optimizer", "data loading"):
+    for label in ("layer conv2 (Conv2d)", "forward", "backward", "optimizer", "data loading"):
         assert label in names
     assert not list(trace.parent.glob(".trace.json.*"))  # written atomically, no temp left
 

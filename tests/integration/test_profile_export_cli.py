@@ -76,7 +76,7 @@ def test_profile_prints_the_table_marks_the_hottest_layer_and_writes_a_trace(
     for column in ("forward", "backward", "step share", "fwd FLOPs", "params", "activations"):
         assert column in header
     hottest = [line for line in lines if line.endswith("<- hottest")]
-    assert len(hottest) == 1 and hottest[0].split()[:2] == ["2", "Conv2d"]
+    assert len(hottest) == 1 and hottest[0].split()[:2] == ["conv2", "Conv2d"]
     assert any(line.startswith("Step: ") and "data loading" in line for line in lines)
     assert any(line.startswith("Peak memory: ") for line in lines)
     assert "forward (error " in out and "the whole step within" in out
