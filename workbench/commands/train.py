@@ -9,26 +9,19 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from workbench.engine.console import ConsoleObserver
 from workbench.engine.control import RunControl
-from workbench.engine.ddp import (
-    DDPStrategy,
-    SyncedRunControl,
-    exit_with_parent,
-    inside_torchrun,
-    is_lost_peer_error,
-)
-from workbench.engine.ddp_launch import RUN_DIR_VARIABLE, RankReport, write_rank_report
 from workbench.engine.errors import TrainingError, WorkbenchError
 from workbench.engine.event_stream import EventWriter
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.overrides import with_overrides
 from workbench.engine.presets import resolve_experiment_path
 from workbench.engine.reports import BaseObserver, FanOutObserver, TrainingObserver
-from workbench.engine.strategy import SingleDeviceStrategy
-from workbench.engine.trainer import Trainer
+
+if TYPE_CHECKING:
+    from workbench.engine.strategy import SingleDeviceStrategy
 
 
 def register(subparsers: Any) -> None:
@@ -92,6 +85,8 @@ def _stop_on_interrupt(control: RunControl, announce: bool = True) -> Iterator[N
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.ddp import inside_torchrun
+
     experiment = load_with_flags(args)
     if inside_torchrun():
         return train_rank(experiment, args)
@@ -125,6 +120,9 @@ def train_rank(experiment: Experiment, args: argparse.Namespace) -> int:
     Under a torchrun of the user's own, rank 0 prints as usual and the other ranks print their
     failures prefixed with their rank.
     """
+    from workbench.engine.ddp import DDPStrategy, exit_with_parent, is_lost_peer_error
+    from workbench.engine.ddp_launch import RUN_DIR_VARIABLE, RankReport, write_rank_report
+
     strategy = DDPStrategy(experiment.train)
     exit_with_parent()
     listening = bool(os.environ.get(RUN_DIR_VARIABLE))
@@ -171,6 +169,9 @@ def train_here(
     strategy: SingleDeviceStrategy | None = None,
     failures: list[str] | None = None,
 ) -> int:
+    from workbench.engine.ddp import DDPStrategy, SyncedRunControl
+    from workbench.engine.trainer import Trainer
+
     control = SyncedRunControl(strategy) if isinstance(strategy, DDPStrategy) else RunControl()
     is_main = strategy is None or strategy.is_main
     # Only rank 0 opens the events file: another rank's "w" would truncate what it wrote.
