@@ -17,7 +17,7 @@ from pathlib import Path
 
 import workbench.commands
 from workbench import __version__
-from workbench.engine.errors import WorkbenchError
+from workbench.engine.errors import WorkbenchError, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl+C
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         _silence_stdout()  # `workbench datasets | head -1`: the reader has all it wanted
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("WORKBENCH_DEBUG"):
             raise
         print(
-            f"error: unexpected {type(exc).__name__}: {exc}\n"
+            f"error: unexpected {type(exc).__name__}: {printable(str(exc))}\n"
             "(set WORKBENCH_DEBUG=1 for the full traceback, and please report it)",
             file=sys.stderr,
         )
