@@ -35,6 +35,10 @@ class TrainingError(WorkbenchError):
     """A run failed (NaN loss, out of memory, ...): the message says what to change."""
 
 
+class OutputError(WorkbenchError):
+    """An output folder or file cannot be written (read-only, under a file, disk full, ...)."""
+
+
 _INVISIBLE = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 
 
