@@ -131,3 +131,23 @@ def test_a_hostile_project_is_a_named_error_in_the_window(
     assert dialog.text().startswith(f"{project}: ") and expected in dialog.text()
     assert dialog.detailedText() == ""
     dialog.close()
+
+
+def test_opening_a_project_over_a_hostile_archive_is_safe(
+    window: MainWindow,
+    qtbot,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.engine.test_dataset_archives import ATTACKS, _hostile_root
+
+    root, outside = _hostile_root(tmp_path, ATTACKS["dot-dot"])
+    project = tmp_path / "cifar.toml"
+    project.write_text(
+        '[model]\nlayers = [{ type = "Flatten" }, { type = "Linear", out_features = 10 }]\n'
+        f'[data]\nname = "cifar10"\nroot = "{root}"\n'
+    )
+    assert window.open_project(project)
+    qtbot.waitUntil(lambda: not window.data_panel.is_loading, timeout=30_000)
+    assert "is not the published one" in window.data_panel.status.text()
+    assert not (outside / "marker").exists()
+    assert sorted(path.name for path in root.iterdir()) == ["cifar-10-python.tar.gz"]

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from workbench.engine.console import ConsoleObserver
 from workbench.engine.control import RunControl
-from workbench.engine.errors import OutputError, TrainingError, WorkbenchError
+from workbench.engine.errors import DatasetError, OutputError, TrainingError, WorkbenchError
 from workbench.engine.event_stream import EventWriter
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.overrides import with_overrides
@@ -228,7 +228,7 @@ def train_here(
             except TrainingError:
                 _print_problems(doctor, console_out)
                 return 1
-            except OutputError:
+            except (OutputError, DatasetError):
                 return 2  # the console observer has said what to do
         _print_problems(doctor, console_out)
         if args.out is None and is_main:

@@ -18,7 +18,7 @@ from workbench.engine.cpu_threads import claim_intra_op_threads
 from workbench.engine.datasets import make_loaders
 from workbench.engine.devices import DeviceInfo, available_devices, resolve_device
 from workbench.engine.early_stopping import EarlyStopping
-from workbench.engine.errors import ExperimentError, OutputError, TrainingError
+from workbench.engine.errors import DatasetError, ExperimentError, OutputError, TrainingError
 from workbench.engine.experiment import Experiment, dump_experiment
 from workbench.engine.model_builder import build_model
 from workbench.engine.optimization import (
@@ -218,7 +218,7 @@ class Trainer:
             with contextlib.suppress(OutputError):  # the failure above is the news
                 self._write_files(self._summary(started, status="failed"), weights=False)
             raise
-        except OutputError as exc:
+        except (OutputError, DatasetError) as exc:  # a full disk, an unreadable image, ...
             self._report_failure(str(exc))
             raise
         except torch.OutOfMemoryError:

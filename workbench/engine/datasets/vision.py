@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -388,9 +391,74 @@ def _existing_folder(path: str | None) -> Path:
     return folder
 
 
+MAX_IMAGE_PIXELS = 50_000_000  # e.g. 8000 x 6000; every image is resized to image_size anyway
+_SHOWN_BAD_IMAGES = 5
+
+
+def load_image(path: str) -> Any:
+    """One image as RGB, decoded only when it is readable and within MAX_IMAGE_PIXELS."""
+    with _named_image_errors(path, "; remove or replace the file"):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            _refuse_huge(image.size)
+            return image.convert("RGB")
+
+
+class _TooLarge(Exception):
+    """An image over MAX_IMAGE_PIXELS (PIL's own bomb check stops only larger ones)."""
+
+
+def _refuse_huge(size: tuple[int, int]) -> None:
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise _TooLarge(f"{size[0]}x{size[1]} pixels")
+
+
+@contextlib.contextmanager
+def _named_image_errors(path: str, advice: str) -> Iterator[None]:
+    """Whatever PIL raises for a broken or huge file becomes a DatasetError naming the file."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (_TooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]):,} pixels" if found else str(exc)
+        raise DatasetError(
+            f"{path}: {size} is over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit for one "
+            f"image{advice}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for a broken file
+        raise DatasetError(
+            f"{path}: not a readable image ({type(exc).__name__}: {exc}){advice}"
+        ) from None
+
+
+def check_images(paths: Sequence[str]) -> None:
+    """Read every image's header (cheap: no pixels); name the broken and the oversized ones."""
+    from PIL import Image
+
+    problems: list[str] = []
+    for path in paths:
+        try:
+            with _named_image_errors(path, ""), Image.open(path) as image:
+                _refuse_huge(image.size)
+        except DatasetError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = len(problems) - _SHOWN_BAD_IMAGES
+        shown = problems[:_SHOWN_BAD_IMAGES] + ([f"... and {more} more"] if more > 0 else [])
+        raise DatasetError(
+            f"{len(problems)} image(s) cannot be used; remove or replace them:\n  "
+            + "\n  ".join(shown)
+        )
+
+
 def _image_folder(folder: Path, transform: Any) -> Any:
     try:
-        return _tv_datasets().ImageFolder(str(folder), transform=transform)
+        dataset = _tv_datasets().ImageFolder(str(folder), transform=transform, loader=load_image)
     except FileNotFoundError:
         subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
         if not subfolders:
@@ -404,6 +472,8 @@ def _image_folder(folder: Path, transform: Any) -> Any:
             f"{folder}: no images in the class folder(s) {', '.join(empty)}; supported "
             f"extensions: {', '.join(extensions)} (remove empty class folders)"
         ) from None
+    check_images([path for path, _ in dataset.samples])
+    return dataset
 
 
 def _has_images(folder: Path, extensions: tuple[str, ...]) -> bool:
