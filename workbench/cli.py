@@ -7,12 +7,15 @@ its `run` (tests/integration/test_cli_help.py holds them to it), so `--help` ans
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
 import pkgutil
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import workbench.commands
@@ -80,8 +83,34 @@ def _unknown_word_message(word: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; every ending is an exit status, never a traceback (WORKBENCH_DEBUG aside)."""
+    with _remembering_interrupts() as interrupted:
+        return _main(list(sys.argv[1:] if argv is None else argv), interrupted)
+
+
+@contextlib.contextmanager
+def _remembering_interrupts() -> Iterator[list[bool]]:
+    """Ctrl+C raises KeyboardInterrupt as usual, and is remembered: one that cuts an import
+    short can surface later as another error (numpy's "cannot load module more than once")."""
+    seen: list[bool] = []
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield seen  # started with Ctrl+C ignored (e.g. in the background): leave it so
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return _run(list(sys.argv[1:] if argv is None else argv))
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str], interrupted: list[bool]) -> int:
+    try:
+        return _run(argv)
     except WorkbenchError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -92,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        if interrupted:  # the error is the interrupt's doing
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if os.environ.get("WORKBENCH_DEBUG"):
             raise
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -158,6 +159,25 @@ def test_ctrl_c_in_a_verb_ends_quietly_with_130(
     monkeypatch.setattr(devices, "run", interrupted)
     assert main(["devices"]) == EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_an_error_that_follows_a_swallowed_ctrl_c_is_reported_as_the_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl+C that cuts an import short (and is swallowed there) surfaces as another error."""
+    from workbench.commands import devices
+
+    def import_cut_short(args: object) -> int:
+        # as a library's broad `except BaseException` around an import would swallow it
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        raise ImportError("cannot load module more than once per process")
+
+    monkeypatch.setattr(devices, "run", import_cut_short)
+    previous = signal.getsignal(signal.SIGINT)
+    assert main(["devices"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is previous
 
 
 # Raises KeyboardInterrupt (as a Ctrl+C would) when the named module is first imported.

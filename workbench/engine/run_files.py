@@ -46,9 +46,9 @@ def prepare_run_folder(out: Path) -> list[Path]:
     Raises an OutputError naming the folder when it is a file, under a file, not writable, or
     holds a folder where a run file goes. Returns the temp files it removed.
     """
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    missing = [out, *out.parents]
+    missing = missing[: next(i for i, path in enumerate(missing) if path.exists())]
+    existing = out.parents[len(missing) - 1] if missing else out
     if not existing.is_dir():
         where = "is a file" if existing == out else f"is under {existing}, which is a file"
         raise OutputError(f"{out}: {where}; give --out a folder path")
@@ -62,6 +62,10 @@ def prepare_run_folder(out: Path) -> list[Path]:
             f"{out}: cannot write in this folder ({exc.strerror or exc}); choose a folder you "
             "can write to"
         ) from None
+    finally:  # the folders the probe made go again: the first save makes them for real
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     for name in RUN_FILES:
         if (out / name).is_dir():
             raise OutputError(
