@@ -92,7 +92,13 @@ def test_ctrl_c_in_the_window_ends_it_quietly_with_130(
     qapp: QApplication, log_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     QTimer.singleShot(0, lambda: raise_and_handle(KeyboardInterrupt()))
-    assert qapp.exec() == 130
+    deadline = QTimer()  # a failure, not a hang
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(lambda: qapp.exit(1))
+    deadline.start(30_000)
+    code = qapp.exec()
+    deadline.stop()
+    assert code == 130
     assert capsys.readouterr().err == ""
     assert not log_path.exists()
 
