@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import workbench.commands.train as train_verb
+import workbench.engine.ddp as ddp_module
 from workbench.engine.datasets import make_loaders
 from workbench.engine.ddp import (
     DDPPlan,
@@ -181,7 +182,7 @@ def test_metrics_reduce_and_flags_broadcast(world_of_one: None) -> None:
 def test_the_group_is_destroyed_when_prepare_fails(
     world_of_one: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(train_verb, "exit_with_parent", lambda: None)
+    monkeypatch.setattr(ddp_module, "exit_with_parent", lambda: None)  # train_rank imports it
     data = DataSpec(name="csv", path=str(tmp_path / "missing.csv"))
     exp = dataclasses.replace(experiment(), data=data)
     args = argparse.Namespace(events=None, out=None, resume=None)

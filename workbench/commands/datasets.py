@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.engine.datasets import (
-    availability,
-    dataset_entry,
-    dataset_names,
-    describe_dataset,
-)
-from workbench.engine.datasets.catalogue import YOURS, DatasetEntry
 from workbench.engine.experiment import DataSpec
+
+if TYPE_CHECKING:
+    from workbench.engine.datasets.catalogue import DatasetEntry
 
 _SHOWN_CLASSES = 10
 
@@ -31,6 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.datasets import dataset_entry, dataset_names
+
     names = [dataset_entry(args.name).name] if args.name else list(dataset_names())
     print(f"Datasets for data.name (data.root = {args.root}):")
     for name in names:
@@ -40,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def dataset_text(name: str, root: str, detailed: bool = False) -> str:
+    from workbench.engine.datasets import availability, dataset_entry
+
     entry = dataset_entry(name)
     lines = [f"{entry.name} — {entry.description}"]
     lines.extend(_shape_and_classes(entry, root))
@@ -56,6 +56,9 @@ def dataset_text(name: str, root: str, detailed: bool = False) -> str:
 
 
 def _shape_and_classes(entry: DatasetEntry, root: str) -> list[str]:
+    from workbench.engine.datasets import describe_dataset
+    from workbench.engine.datasets.catalogue import YOURS
+
     if entry.source == YOURS:
         return [f"    kind: {entry.kind}; input shape, classes and sizes come from data.path"]
     info = describe_dataset(DataSpec(name=entry.name, root=root))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.engine.diagnostics import devices_text, diagnostics_text
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("devices", help="list devices, precisions and DDP backends")
@@ -20,5 +18,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.diagnostics import devices_text, diagnostics_text
+
     print(diagnostics_text() if args.verbose else devices_text())
     return 0

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.engine.checkpoints import Checkpoint, diff_state_dicts, open_checkpoint
-from workbench.engine.checkpoints.report import diff_json, diff_text, trust_warning
+from workbench.commands._trust import trust_warning
 from workbench.engine.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from workbench.engine.checkpoints import Checkpoint
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +42,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.checkpoints import diff_state_dicts
+    from workbench.engine.checkpoints.report import diff_json, diff_text
+
     trusted = [Path(p).resolve() for p in args.trust_this_file]
     named = {Path(args.a).resolve(), Path(args.b).resolve()}
     stray = [p for p in args.trust_this_file if Path(p).resolve() not in named]
@@ -56,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open(path: str, trusted: list[Path]) -> Checkpoint:
+    from workbench.engine.checkpoints import open_checkpoint
+
     if Path(path).resolve() in trusted:
         print(trust_warning(path), file=sys.stderr)
         return open_checkpoint(path, trust_file=path)

@@ -6,12 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.engine.checkpoints import Checkpoint, Edit, apply_edits, open_checkpoint
-from workbench.engine.checkpoints.report import TRUST_HELP, format_bytes, trust_warning
-from workbench.engine.checkpoints.saving import save_state_dict
+from workbench.commands._trust import TRUST_HELP, trust_warning
 from workbench.engine.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from workbench.engine.checkpoints import Checkpoint
 
 _SHOWN_CHANGES = 12
 
@@ -26,6 +27,8 @@ class _EditAction(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
+        from workbench.engine.checkpoints import Edit
+
         edits = list(getattr(namespace, "edits", None) or [])
         edits.append(Edit(self.const, "" if values is None else str(values)))
         namespace.edits = edits
@@ -69,6 +72,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.checkpoints import apply_edits
+    from workbench.engine.checkpoints.report import format_bytes
+    from workbench.engine.checkpoints.saving import save_state_dict
+
     output = _check_output(args)
     checkpoint = _open(args.file, args.trust_this_file)
     edited, outcomes = apply_edits(checkpoint.state_dict, args.edits)
@@ -107,6 +114,8 @@ def _check_output(args: argparse.Namespace) -> Path | None:
 
 
 def _open(path: str, trusted: bool) -> Checkpoint:
+    from workbench.engine.checkpoints import open_checkpoint
+
     if trusted:
         print(trust_warning(path), file=sys.stderr)
     return open_checkpoint(path, trust_file=path if trusted else None)

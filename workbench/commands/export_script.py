@@ -10,7 +10,6 @@ from typing import Any
 from workbench.engine.errors import ExperimentError
 from workbench.engine.experiment import load_experiment
 from workbench.engine.presets import resolve_experiment_path
-from workbench.engine.script_export import export_script, write_script
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +30,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.script_export import export_script, write_script
+
     experiment = load_experiment(resolve_experiment_path(args.experiment))
     if args.output is None:
         sys.stdout.write(export_script(experiment, args.experiment))

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.engine.checkpoints import Checkpoint, open_checkpoint
-from workbench.engine.checkpoints.report import (
-    TRUST_HELP,
-    inspection_json,
-    inspection_text,
-    trust_warning,
-)
+from workbench.commands._trust import TRUST_HELP, trust_warning
+
+if TYPE_CHECKING:
+    from workbench.engine.checkpoints import Checkpoint
 
 
 def register(subparsers: Any) -> None:
@@ -34,6 +31,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.checkpoints.report import inspection_json, inspection_text
+
     checkpoint = open_for_command(args.file, args.trust_this_file)
     if args.json:
         print(json.dumps(inspection_json(checkpoint, with_stats=args.stats), indent=2))
@@ -43,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def open_for_command(path: str, trusted: bool) -> Checkpoint:
+    from workbench.engine.checkpoints import open_checkpoint
+
     if trusted:
         print(trust_warning(path), file=sys.stderr)
     return open_checkpoint(path, trust_file=path if trusted else None)

@@ -6,24 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from workbench.engine.checkpoints import open_checkpoint
-from workbench.engine.checkpoints.report import TRUST_HELP, trust_warning
+from workbench.commands._trust import TRUST_HELP, trust_warning
 from workbench.engine.errors import CheckpointError
 from workbench.engine.experiment import load_experiment
 from workbench.engine.presets import resolve_experiment_path
-from workbench.engine.quantization import (
-    METHODS,
-    OBSERVERS,
-    PATHS,
-    MeasureSettings,
-    QuantizationError,
-    QuantizationOptions,
-    choose_path,
-    quantize_experiment,
-    report_path_for,
-    resolve_output,
-)
-from workbench.engine.quantization.recipe import check_backend
+from workbench.engine.quantization_choices import METHODS, OBSERVERS, PATHS
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -81,6 +68,18 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.checkpoints import open_checkpoint
+    from workbench.engine.quantization import (
+        MeasureSettings,
+        QuantizationError,
+        QuantizationOptions,
+        choose_path,
+        quantize_experiment,
+        report_path_for,
+        resolve_output,
+    )
+    from workbench.engine.quantization.recipe import check_backend
+
     experiment = load_experiment(resolve_experiment_path(args.experiment))
     options = QuantizationOptions(
         method=args.method,

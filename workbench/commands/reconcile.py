@@ -5,22 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from workbench.engine.checkpoints import (
-    Checkpoint,
-    apply_renames,
-    load_strict,
-    open_checkpoint,
-    reconcile,
-)
-from workbench.engine.checkpoints.report import TRUST_HELP, reconciliation_text, trust_warning
-from workbench.engine.checkpoints.saving import save_state_dict
+from workbench.commands._trust import TRUST_HELP, trust_warning
 from workbench.engine.errors import CheckpointError
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.presets import resolve_experiment_path
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from workbench.engine.checkpoints import Checkpoint
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +40,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.checkpoints import apply_renames, load_strict, reconcile
+    from workbench.engine.checkpoints.report import reconciliation_text
+    from workbench.engine.checkpoints.saving import save_state_dict
+
     output = _check_output(args)
     experiment = load_experiment(resolve_experiment_path(args.experiment))
     model = build_experiment_model(experiment, args.experiment)
@@ -88,6 +87,8 @@ def _check_output(args: argparse.Namespace) -> Path | None:
 
 
 def _open(path: str, trusted: bool) -> Checkpoint:
+    from workbench.engine.checkpoints import open_checkpoint
+
     if trusted:
         print(trust_warning(path), file=sys.stderr)
     return open_checkpoint(path, trust_file=path if trusted else None)

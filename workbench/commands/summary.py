@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.experiment import Experiment, load_experiment
-from workbench.engine.experiment_model import build_experiment_model
-from workbench.engine.model_builder import summary_text
 from workbench.engine.presets import resolve_experiment_path
 
 
@@ -19,6 +17,9 @@ def register(subparsers: Any) -> None:
 
 
 def experiment_summary(experiment: Experiment) -> str:
+    from workbench.engine.experiment_model import build_experiment_model
+    from workbench.engine.model_builder import summary_text
+
     return summary_text(build_experiment_model(experiment))
 
 

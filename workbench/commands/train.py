@@ -9,26 +9,20 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from workbench.engine.console import ConsoleObserver
 from workbench.engine.control import RunControl
-from workbench.engine.ddp import (
-    DDPStrategy,
-    SyncedRunControl,
-    exit_with_parent,
-    inside_torchrun,
-    is_lost_peer_error,
-)
-from workbench.engine.ddp_launch import RUN_DIR_VARIABLE, RankReport, write_rank_report
-from workbench.engine.errors import TrainingError, WorkbenchError
+from workbench.engine.errors import DatasetError, OutputError, TrainingError, WorkbenchError
 from workbench.engine.event_stream import EventWriter
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.overrides import with_overrides
 from workbench.engine.presets import resolve_experiment_path
 from workbench.engine.reports import BaseObserver, FanOutObserver, TrainingObserver
-from workbench.engine.strategy import SingleDeviceStrategy
-from workbench.engine.trainer import Trainer
+
+if TYPE_CHECKING:
+    from workbench.engine.insight.doctor import TrainingDoctor
+    from workbench.engine.strategy import SingleDeviceStrategy
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +63,14 @@ def _event_stream(target: str | None) -> Iterator[IO[str] | None]:
     elif target == "-":
         yield sys.stdout
     else:
-        with open(target, "w", encoding="utf-8") as stream:
+        try:
+            stream = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise OutputError(
+                f"--events {target}: cannot write it ({exc.strerror or exc}); give a file path "
+                "you can write to, or - for stdout"
+            ) from None
+        with stream:
             yield stream
 
 
@@ -92,7 +93,11 @@ def _stop_on_interrupt(control: RunControl, announce: bool = True) -> Iterator[N
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.engine.ddp import inside_torchrun
+
     experiment = load_with_flags(args)
+    if args.out is not None and args.resume is None:
+        refuse_another_runs_folder(Path(args.out))
     if inside_torchrun():
         return train_rank(experiment, args)
     nproc = (
@@ -105,6 +110,18 @@ def run(args: argparse.Namespace) -> int:
 
         return int(launch_torchrun(args, nproc, experiment))
     return train_here(experiment, args)
+
+
+def refuse_another_runs_folder(out: Path) -> None:
+    """A run never mixes its files with another's: a used --out needs --resume or a new folder."""
+    from workbench.engine.run_files import earlier_run_files
+
+    found = earlier_run_files(out)
+    if found:
+        raise OutputError(
+            f"--out {out}: already holds another run's files ({', '.join(found)}); choose a "
+            f"new folder, or continue that run with --resume {out / 'checkpoint.pt'}"
+        )
 
 
 class _FailureRecorder(BaseObserver):
@@ -125,6 +142,9 @@ def train_rank(experiment: Experiment, args: argparse.Namespace) -> int:
     Under a torchrun of the user's own, rank 0 prints as usual and the other ranks print their
     failures prefixed with their rank.
     """
+    from workbench.engine.ddp import DDPStrategy, exit_with_parent, is_lost_peer_error
+    from workbench.engine.ddp_launch import RUN_DIR_VARIABLE, RankReport, write_rank_report
+
     strategy = DDPStrategy(experiment.train)
     exit_with_parent()
     listening = bool(os.environ.get(RUN_DIR_VARIABLE))
@@ -171,14 +191,19 @@ def train_here(
     strategy: SingleDeviceStrategy | None = None,
     failures: list[str] | None = None,
 ) -> int:
+    from workbench.engine.ddp import DDPStrategy, SyncedRunControl
+    from workbench.engine.insight.doctor import TrainingDoctor
+    from workbench.engine.trainer import Trainer
+
     control = SyncedRunControl(strategy) if isinstance(strategy, DDPStrategy) else RunControl()
     is_main = strategy is None or strategy.is_main
+    doctor = TrainingDoctor()
     # Only rank 0 opens the events file: another rank's "w" would truncate what it wrote.
     with _event_stream(args.events if is_main else None) as events:
         console_out = sys.stderr if args.events == "-" else sys.stdout
         observers: list[TrainingObserver] = []
         if is_main:
-            observers.append(ConsoleObserver(out=console_out))
+            observers += [ConsoleObserver(out=console_out), doctor]
             if events is not None:
                 observers.append(EventWriter(events))
         if failures is not None:
@@ -201,7 +226,20 @@ def train_here(
             try:
                 summary = trainer.fit()
             except TrainingError:
+                _print_problems(doctor, console_out)
                 return 1
+            except (OutputError, DatasetError):
+                return 2  # the console observer has said what to do
+        _print_problems(doctor, console_out)
         if args.out is None and is_main:
             print("(no --out folder given: the trained model was not saved)", file=console_out)
         return 0 if summary["status"] != "failed" else 1
+
+
+def _print_problems(doctor: TrainingDoctor, out: IO[str]) -> None:
+    """The training doctor's serious findings (an exploded loss, ...), so no run looks fine."""
+    from workbench.engine.insight.doctor import PROBLEM
+
+    for finding in doctor.diagnoses:
+        if finding.severity == PROBLEM:
+            print(f"Doctor: {finding.text}", file=out)

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 
 def _umask() -> int:
@@ -34,10 +34,38 @@ def atomic_path(target: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+class _RecordingWriter:
+    """A binary file that remembers why a write failed: torch.save reports a failed write only
+    as "unexpected pos ... vs ...", so the OSError (disk full, ...) would be lost."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.handle, name)
+
+
 def atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Call `write(handle)` on a temp file, then move it over `target`."""
+    """Call `write(handle)` on a temp file, then move it over `target`.
+
+    A failed write raises its OSError (e.g. ENOSPC), also when the writer wrapped it.
+    """
     with atomic_path(target) as temp, open(temp, "wb") as handle:
-        write(handle)
+        recording = _RecordingWriter(handle)
+        try:
+            write(cast(IO[bytes], recording))
+        except Exception:
+            if recording.error is not None:
+                raise recording.error from None
+            raise
 
 
 def atomic_write_text(target: Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 import types
@@ -44,6 +45,7 @@ SCHEDULERS = ("step", "multistep", "exponential", "cosine", "onecycle", "reduce_
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 DDP_BACKENDS = ("auto", "gloo", "nccl")
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+MAX_NESTING = 32  # tables and lists in tables: an experiment needs a handful of levels
 
 
 def _choices(*allowed: str) -> dict[str, Any]:
@@ -169,15 +171,55 @@ def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ExperimentError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ExperimentError(_too_deep(source, "the file")) from None
     return experiment_from_dict(raw, source=source)
 
 
 def experiment_from_dict(raw: Mapping[str, Any], source: str = "<experiment>") -> Experiment:
-    experiment = typing.cast(Experiment, _build(Experiment, raw, path="", source=source))
+    check_plain_values(raw, source)
+    try:
+        experiment = typing.cast(Experiment, _build(Experiment, raw, path="", source=source))
+    except RecursionError:
+        raise ExperimentError(_too_deep(source, "a value")) from None
     problems = structure_problems(experiment.model)
     if problems:
         raise ExperimentError(f"{source}: {problems[0].located()}")
     return experiment
+
+
+def _too_deep(source: str, where: str) -> str:
+    return (
+        f"{source}: {where} nests tables or lists too deeply for Python to read; "
+        f"an experiment needs at most {MAX_NESTING} levels"
+    )
+
+
+def check_plain_values(raw: Mapping[str, Any], source: str) -> None:
+    """Refuse NaN and infinity in any number, and nesting deeper than MAX_NESTING, by key path.
+
+    Iterative, so that a hostile file cannot exhaust the stack while it is being checked.
+    """
+    pending: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ExperimentError(
+                f"{source}: {path}: {value!r} is not a finite number; use an ordinary number "
+                "(nan and inf are not allowed)"
+            )
+        if isinstance(value, Mapping):
+            children = [(item, _join(path, str(key))) for key, item in value.items()]
+        elif isinstance(value, list | tuple):
+            children = [(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        else:
+            continue
+        if children and depth >= MAX_NESTING:
+            raise ExperimentError(
+                f"{source}: {path}: nested more than {MAX_NESTING} levels deep; an experiment "
+                "needs only a few levels of tables and lists"
+            )
+        pending.extend((item, where, depth + 1) for item, where in reversed(children))
 
 
 def _build(cls: type, raw: Any, path: str, source: str) -> Any:

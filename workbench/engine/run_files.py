@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
+import os
 import random
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +18,12 @@ import numpy as np
 import torch
 
 from workbench.engine.atomic import atomic_write, atomic_write_text
-from workbench.engine.errors import CheckpointError
+from workbench.engine.errors import CheckpointError, OutputError
 from workbench.engine.experiment import Experiment, dump_experiment
 
 CHECKPOINT_FORMAT = "workbench-checkpoint/1"
+RUN_FILES = ("model.pth", "checkpoint.pt", "metrics.csv", "summary.json", "experiment.toml")
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 METRIC_COLUMNS = (
     "epoch",
     "train_loss",
@@ -30,9 +37,79 @@ METRIC_COLUMNS = (
 )
 
 
+# --------------------------------------------------------------------------- the run folder
+
+
+def prepare_run_folder(out: Path) -> list[Path]:
+    """Before training: make sure `out` takes the run's files; clear a killed save's temp files.
+
+    Raises an OutputError naming the folder when it is a file, under a file, not writable, or
+    holds a folder where a run file goes. Returns the temp files it removed.
+    """
+    missing = [out, *out.parents]
+    missing = missing[: next(i for i, path in enumerate(missing) if path.exists())]
+    existing = out.parents[len(missing) - 1] if missing else out
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"is under {existing}, which is a file"
+        raise OutputError(f"{out}: {where}; give --out a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".workbench-probe-", suffix=".tmp", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"{out}: cannot write in this folder ({exc.strerror or exc}); choose a folder you "
+            "can write to"
+        ) from None
+    finally:  # the folders the probe made go again: the first save makes them for real
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    for name in RUN_FILES:
+        if (out / name).is_dir():
+            raise OutputError(
+                f"{out / name}: is a folder, where the run writes its {name}; remove it or "
+                "choose another folder"
+            )
+    return remove_stale_temp_files(out)
+
+
+def remove_stale_temp_files(out: Path) -> list[Path]:
+    """Delete the `.model.pth.*.tmp`-style files an interrupted save left in a run folder."""
+    stale = [temp for name in RUN_FILES for temp in sorted(out.glob(f".{name}.*.tmp"))]
+    for temp in stale:
+        temp.unlink(missing_ok=True)
+    return stale
+
+
+def earlier_run_files(out: Path) -> list[str]:
+    """The run files already in `out` (another run's, unless this one resumes it)."""
+    return [name for name in RUN_FILES if (out / name).is_file()]
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write into an OutputError that names the file and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        advice = (
+            "free some disk space, or choose a folder on another disk"
+            if exc.errno in _FULL
+            else "check the folder's permissions, or choose another folder"
+        )
+        raise OutputError(f"{path}: cannot write it ({reason}); {advice}") from None
+
+
+# --------------------------------------------------------------------------- the files
+
+
 def save_tensors(obj: Any, path: Path) -> None:
     """torch.save, atomically."""
-    atomic_write(path, lambda handle: torch.save(obj, handle))
+    with _writing(path):
+        atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -43,15 +120,18 @@ def write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerow(
             {key: "" if row.get(key) is None else row.get(key) for key in METRIC_COLUMNS}
         )
-    atomic_write_text(path, buffer.getvalue())
+    with _writing(path):
+        atomic_write_text(path, buffer.getvalue())
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+    with _writing(path):
+        atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 def write_experiment_copy(path: Path, experiment: Experiment) -> None:
-    atomic_write_text(path, dump_experiment(experiment))
+    with _writing(path):
+        atomic_write_text(path, dump_experiment(experiment))
 
 
 def capture_rng_state() -> dict[str, Any]:

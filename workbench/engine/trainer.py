@@ -18,7 +18,7 @@ from workbench.engine.cpu_threads import claim_intra_op_threads
 from workbench.engine.datasets import make_loaders
 from workbench.engine.devices import DeviceInfo, available_devices, resolve_device
 from workbench.engine.early_stopping import EarlyStopping
-from workbench.engine.errors import TrainingError
+from workbench.engine.errors import DatasetError, ExperimentError, OutputError, TrainingError
 from workbench.engine.experiment import Experiment, dump_experiment
 from workbench.engine.experiment_model import model_input_shape
 from workbench.engine.model_builder import build_model
@@ -43,6 +43,7 @@ from workbench.engine.run_files import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
     load_run_checkpoint,
+    prepare_run_folder,
     restore_rng_state,
     save_tensors,
     write_experiment_copy,
@@ -52,6 +53,10 @@ from workbench.engine.run_files import (
 from workbench.engine.strategy import SingleDeviceStrategy
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# A finite loss this many times the run's first loss (or 1, if larger) has exploded: the weights
+# are far past any minimum and the run cannot recover, so it fails like a NaN loss does.
+EXPLOSION_FACTOR = 1e6
+CLASS_LOSSES = ("cross_entropy", "nll")
 
 
 def uses_channels_last(setting: str, model: nn.Module) -> bool:
@@ -59,6 +64,29 @@ def uses_channels_last(setting: str, model: nn.Module) -> bool:
     if setting != "auto":
         return setting == "channels_last"
     return any(isinstance(module, nn.Conv2d) for module in model.modules())
+
+
+def check_outputs_fit_classes(
+    output_shape: tuple[int, ...], class_names: tuple[str, ...], loss: str, dataset: str
+) -> None:
+    """Refuse a model with fewer outputs than the dataset has classes, before any training.
+
+    Only for a flat output per sample; other shapes meet their own errors in the loss.
+    """
+    if len(output_shape) != 1:
+        return
+    outputs, classes = output_shape[0], len(class_names)
+    if loss in CLASS_LOSSES or outputs > 1:
+        fits, needed = classes <= outputs, f"{classes} outputs"
+    else:  # one output: bce_with_logits tells two classes apart; mse regresses on the index
+        fits, needed = loss != "bce_with_logits" or classes <= 2, "one output per class"
+    if not fits:
+        shown = ", ".join(class_names[:12]) + (", ..." if classes > 12 else "")
+        raise ExperimentError(
+            f"data: dataset {dataset!r} has {classes} classes ({shown}), but the model's last "
+            f"layer gives {outputs} output(s); set its out_features = {classes} "
+            f"(the model needs {needed})"
+        )
 
 
 class Trainer:
@@ -108,6 +136,7 @@ class Trainer:
         self.start_epoch = 1
         self._prepared = False
         self.failed_reported = False
+        self._first_loss: float | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -115,6 +144,9 @@ class Trainer:
         """Resolve the device and precision, load data, build the model; raise on bad input."""
         train = self.experiment.train
         self.strategy.setup()
+        self.removed_temp_files: list[Path] = []
+        if self.out_dir is not None and self.strategy.is_main:
+            self.removed_temp_files = prepare_run_folder(self.out_dir)
         devices = self._devices if self._devices is not None else available_devices()
         self.device_info = resolve_device(self.strategy.device_name(train.device), devices)
         self.device = torch.device(self.device_info.name)
@@ -130,6 +162,10 @@ class Trainer:
         input_shape = model_input_shape(self.experiment.model, info.input_shape, info.name)
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
         self.built = build_model(self.experiment.model, tuple(input_shape))
+        data = self.experiment.data
+        check_outputs_fit_classes(
+            self.built.output_shape, info.class_names, train.loss, data.path or data.name
+        )
         if self.initial_weights is not None:  # e.g. weights the user loaded into the stack
             self.built.module.load_state_dict(self.initial_weights)
         self.channels_last = uses_channels_last(
@@ -181,7 +217,11 @@ class Trainer:
             summary = self._fit(started)
         except TrainingError as exc:
             self._report_failure(str(exc))
-            self._write_files(self._summary(started, status="failed"), weights=False)
+            with contextlib.suppress(OutputError):  # the failure above is the news
+                self._write_files(self._summary(started, status="failed"), weights=False)
+            raise
+        except (OutputError, DatasetError) as exc:  # a full disk, an unreadable image, ...
+            self._report_failure(str(exc))
             raise
         except torch.OutOfMemoryError:
             message = (
@@ -203,6 +243,9 @@ class Trainer:
     def _fit(self, started: float) -> dict[str, Any]:
         train = self.experiment.train
         self.observer.on_started(self._started_report())
+        if self.removed_temp_files:
+            names = ", ".join(path.name for path in self.removed_temp_files)
+            self.observer.on_log(f"Removed temp files an interrupted save left behind: {names}")
         status = "completed"
         for epoch in range(self.start_epoch, train.epochs + 1):
             epoch_started = time.perf_counter()
@@ -264,11 +307,7 @@ class Trainer:
                     loss = self.loss_fn(output, y)
                 self.precision.backward(loss / k)
             loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingError(
-                    f"the loss became {loss_value} at epoch {epoch}, batch {index}; lower the "
-                    f"learning rate (now {self._lr():g}) or set gradient_clip_val"
-                )
+            self._check_loss(loss_value, f"at epoch {epoch}, batch {index}")
             if self.with_accuracy:
                 correct += count_correct(output.detach(), y, train.loss)
             loss_sum += loss_value * len(y)
@@ -280,6 +319,21 @@ class Trainer:
                 BatchReport(epoch, index, batches, loss_value, self.step, samples / elapsed)
             )
         return loss_sum, float(correct.item()), samples, time.perf_counter() - epoch_started
+
+    def _check_loss(self, value: float, where: str) -> None:
+        """The run ends on a NaN or infinite loss, and on one that explodes past any recovery."""
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"the loss became {value} {where}; lower the learning rate "
+                f"(now {self._lr():g}) or set gradient_clip_val"
+            )
+        if self._first_loss is None:
+            self._first_loss = value
+        if value > EXPLOSION_FACTOR * max(self._first_loss, 1.0):
+            raise TrainingError(
+                f"the loss became {value:.3g} {where}, up from {self._first_loss:.3g} at the "
+                f"start; lower the learning rate (now {self._lr():g}) or set gradient_clip_val"
+            )
 
     def _sync_context(self, boundary: bool) -> Any:
         return contextlib.nullcontext() if boundary else self.strategy.no_sync(self.wrapped)
@@ -324,6 +378,11 @@ class Trainer:
                 torch.tensor([loss_sum, correct, samples, *self._evaluate()], dtype=torch.float64)
             ).tolist()
         )
+        if val_samples and not math.isfinite(val_loss):
+            raise TrainingError(
+                f"the validation loss became {val_loss / val_samples} at epoch {epoch}; lower "
+                f"the learning rate (now {self._lr():g}) or set gradient_clip_val"
+            )
         lr = self._lr()
         report = EpochReport(
             epoch=epoch,

@@ -23,17 +23,6 @@ from workbench.engine.checkpoints.loading import Checkpoint
 from workbench.engine.checkpoints.reconcile import Reconciliation
 
 _LIST_LIMIT = 20
-TRUST_HELP = (
-    "open the file even if it needs code to unpickle: a separate Python process loads it and "
-    "hands back only tensors. Only for files you made or whose source you trust"
-)
-
-
-def trust_warning(path: str) -> str:
-    return (
-        f"warning: --trust-this-file: if {path} needs code to load, a separate Python process "
-        "runs that code with your permissions; only its tensors are kept."
-    )
 
 
 def format_bytes(count: int) -> str:

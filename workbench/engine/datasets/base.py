@@ -112,6 +112,10 @@ def _checked_value(option: OptionSpec, value: Any) -> Any:
     )
     if wrong_type:
         raise DatasetError(f"{where}: {value!r} is not {_TYPE_WORDS[option.type]}")
+    if option.type is float and not math.isfinite(value):
+        raise DatasetError(
+            f"{where}: {value!r} is not a finite number; nan and inf are not allowed"
+        )
     low, high = option.minimum, option.maximum
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"at least {low}" if high is None else f"between {low} and {high}"

@@ -185,7 +185,16 @@ class LoaderBatchSource(BatchSource):
         self.loader = loader
 
     def __iter__(self) -> Iterator[Batch]:
-        return iter(self.loader)
+        try:
+            yield from self.loader
+        except DatasetError as exc:  # e.g. a broken image; from a worker it wraps a traceback
+            raise DatasetError(_without_traceback(str(exc))) from None
+
+
+def _without_traceback(message: str) -> str:
+    """A DatasetError's own message, from the traceback a DataLoader worker wraps around it."""
+    marker = f"{DatasetError.__name__}: "
+    return message[message.rindex(marker) + len(marker) :].strip() if marker in message else message
 
 
 @dataclass(frozen=True)

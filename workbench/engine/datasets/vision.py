@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import shutil
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from workbench.engine.atomic import atomic_path
+from workbench.engine.datasets.archives import check_md5, extract_folder, gunzip_limited
 from workbench.engine.datasets.base import LoadedData, OptionSpec, split_indices, tensor_splits
 from workbench.engine.errors import DatasetError
 
@@ -142,6 +143,10 @@ CIFAR10 = TorchvisionSet(
 CIFAR10_FILES = (*(f"data_batch_{n}" for n in range(1, 6)), "test_batch", "batches.meta")
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_REFETCH = (
+    f"delete it and download it again from {CIFAR10.source}, or set data.download = true "
+    "after deleting it"
+)
 
 
 def dataset_root(root: str) -> Path:
@@ -174,21 +179,15 @@ def idx_counts(kind: TorchvisionSet, root: str) -> tuple[int, int] | None:
     return counts[0], counts[1]
 
 
+IDX_SIZE_LIMIT = 64_000_000  # the largest IDX file, train-images, is 47,040,016 bytes
+
+
 def _unpack_gz_files(raw: Path, missing: Sequence[str]) -> None:
     """Unpack `name.gz` next to a missing `name`, as torchvision's own download step does."""
     for name in missing:
         packed = raw / f"{name}.gz"
-        if not packed.is_file():
-            continue
-        try:
-            with (
-                atomic_path(raw / name) as temp,
-                gzip.open(packed) as source,
-                open(temp, "wb") as out,
-            ):
-                shutil.copyfileobj(source, out)
-        except (OSError, EOFError) as exc:
-            raise DatasetError(f"{packed}: cannot unpack it ({exc}); download it again") from None
+        if packed.is_file():
+            gunzip_limited(packed, raw / name, IDX_SIZE_LIMIT)
 
 
 def _ensure_idx_files(kind: TorchvisionSet, root: str, download: bool) -> None:
@@ -284,17 +283,13 @@ def missing_cifar_files(root: str) -> list[str]:
 
 
 def _ensure_cifar_files(root: str, download: bool) -> None:
+    """Unpack the archive in `data.root` (downloading it first if asked), checksum first."""
     archive = dataset_root(root) / CIFAR10_ARCHIVE
+    if missing_cifar_files(root) and not archive.is_file() and download:
+        _download(CIFAR10, dataset_root(root), partial(_fetch_cifar_archive, dataset_root(root)))
     if missing_cifar_files(root) and archive.is_file():
-        try:
-            from torchvision.datasets.utils import extract_archive
-
-            extract_archive(str(archive), str(dataset_root(root)))
-        except (OSError, EOFError, ValueError) as exc:
-            raise DatasetError(f"{archive}: cannot unpack it ({exc}); download it again") from None
-    if missing_cifar_files(root) and download:
-        fetch = partial(CIFAR10.factory, str(dataset_root(root)), download=True)
-        _download(CIFAR10, dataset_root(root), fetch)
+        check_md5(archive, _tv_datasets().CIFAR10.tgz_md5, CIFAR10_REFETCH)
+        extract_folder(archive, CIFAR10_FOLDER, CIFAR10_FILES, dataset_root(root))
     missing = missing_cifar_files(root)
     if missing:
         raise DatasetError(
@@ -304,7 +299,16 @@ def _ensure_cifar_files(root: str, download: bool) -> None:
         )
 
 
+def _fetch_cifar_archive(root: Path) -> None:
+    """Only the download (torchvision checks its MD5); unpacking is ours, with its filter."""
+    from torchvision.datasets.utils import download_url
+
+    kind = _tv_datasets().CIFAR10
+    download_url(kind.url, str(root), filename=CIFAR10_ARCHIVE, md5=kind.tgz_md5)
+
+
 def _open_cifar(root: str, train: bool, transform: Any) -> Any:
+    # torchvision unpickles the batches only after their MD5s match its table.
     try:
         return CIFAR10.factory(str(dataset_root(root)), train=train, transform=transform)
     except RuntimeError:
@@ -387,9 +391,74 @@ def _existing_folder(path: str | None) -> Path:
     return folder
 
 
+MAX_IMAGE_PIXELS = 50_000_000  # e.g. 8000 x 6000; every image is resized to image_size anyway
+_SHOWN_BAD_IMAGES = 5
+
+
+def load_image(path: str) -> Any:
+    """One image as RGB, decoded only when it is readable and within MAX_IMAGE_PIXELS."""
+    with _named_image_errors(path, "; remove or replace the file"):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            _refuse_huge(image.size)
+            return image.convert("RGB")
+
+
+class _TooLarge(Exception):
+    """An image over MAX_IMAGE_PIXELS (PIL's own bomb check stops only larger ones)."""
+
+
+def _refuse_huge(size: tuple[int, int]) -> None:
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise _TooLarge(f"{size[0]}x{size[1]} pixels")
+
+
+@contextlib.contextmanager
+def _named_image_errors(path: str, advice: str) -> Iterator[None]:
+    """Whatever PIL raises for a broken or huge file becomes a DatasetError naming the file."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (_TooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]):,} pixels" if found else str(exc)
+        raise DatasetError(
+            f"{path}: {size} is over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit for one "
+            f"image{advice}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for a broken file
+        raise DatasetError(
+            f"{path}: not a readable image ({type(exc).__name__}: {exc}){advice}"
+        ) from None
+
+
+def check_images(paths: Sequence[str]) -> None:
+    """Read every image's header (cheap: no pixels); name the broken and the oversized ones."""
+    from PIL import Image
+
+    problems: list[str] = []
+    for path in paths:
+        try:
+            with _named_image_errors(path, ""), Image.open(path) as image:
+                _refuse_huge(image.size)
+        except DatasetError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = len(problems) - _SHOWN_BAD_IMAGES
+        shown = problems[:_SHOWN_BAD_IMAGES] + ([f"... and {more} more"] if more > 0 else [])
+        raise DatasetError(
+            f"{len(problems)} image(s) cannot be used; remove or replace them:\n  "
+            + "\n  ".join(shown)
+        )
+
+
 def _image_folder(folder: Path, transform: Any) -> Any:
     try:
-        return _tv_datasets().ImageFolder(str(folder), transform=transform)
+        dataset = _tv_datasets().ImageFolder(str(folder), transform=transform, loader=load_image)
     except FileNotFoundError:
         subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
         if not subfolders:
@@ -403,6 +472,8 @@ def _image_folder(folder: Path, transform: Any) -> Any:
             f"{folder}: no images in the class folder(s) {', '.join(empty)}; supported "
             f"extensions: {', '.join(extensions)} (remove empty class folders)"
         ) from None
+    check_images([path for path, _ in dataset.samples])
+    return dataset
 
 
 def _has_images(folder: Path, extensions: tuple[str, ...]) -> bool:

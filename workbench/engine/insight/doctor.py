@@ -25,6 +25,10 @@ VANISHING_NORM = 1e-7
 OVERFIT_EPOCHS = 3  # epochs since the best validation loss
 OVERFIT_RISE = 0.10  # validation loss this much above its best
 DIVERGING_RISE = 1.5  # training loss this many times its best
+# A classification loss (cross-entropy, or mse/bce on class targets) starts near ln(classes):
+# one past a million means the outputs have blown up, whatever the loss did before.
+EXPLODED_LOSS = 1e6
+LOSS_FAILURE = "the loss became"  # how the trainer's loss guard words a failed run
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,14 @@ def diagnose(
     history: Sequence[Epoch],
     snapshot: ProbeSnapshot | None = None,
     num_classes: int | None = None,
+    failure: str | None = None,
 ) -> list[Diagnosis]:
-    """Every finding for this run so far, the most serious first."""
+    """Every finding for this run so far, the most serious first.
+
+    `failure` is the message a failed run ended with: the loss guard's counts as divergence.
+    """
     rows = _rows(history)
-    diverging = _divergence(rows)
+    diverging = _divergence(rows) or _guard_stopped(failure, rows)
     found = [diverging, None if diverging else _not_learning(rows, num_classes), _overfitting(rows)]
     if snapshot is not None:
         found += [
@@ -92,6 +100,17 @@ def _divergence(rows: list[dict[str, Any]]) -> Diagnosis | None:
             "the loss became infinite or NaN: the weights grew until the numbers overflowed.",
             suggestion,
         )
+    peak = max(losses)
+    if peak > EXPLODED_LOSS:
+        return Diagnosis(
+            "divergence",
+            PROBLEM,
+            "Training exploded",
+            f"the training loss reached {peak:.3g} at epoch {rows[losses.index(peak)]['epoch']} "
+            "(a healthy classification loss stays below about 10): the weights grew until the "
+            "outputs were meaningless.",
+            suggestion,
+        )
     if len(losses) < 3:
         return None
     best = min(losses)
@@ -106,6 +125,20 @@ def _divergence(rows: list[dict[str, Any]]) -> Diagnosis | None:
             suggestion,
         )
     return None
+
+
+def _guard_stopped(failure: str | None, rows: list[dict[str, Any]]) -> Diagnosis | None:
+    if failure is None or LOSS_FAILURE not in failure:
+        return None
+    seen = failure[failure.index(LOSS_FAILURE) :].split(";")[0]
+    now = f" (now {_lr_text(rows)})" if rows else ""
+    return Diagnosis(
+        "divergence",
+        PROBLEM,
+        "Training diverged",
+        f"{seen}: the steps threw the weights far past the minimum, and the run was stopped.",
+        f"Lower the learning rate{now} about tenfold, or set gradient_clip_val = 1.0.",
+    )
 
 
 def _not_learning(rows: list[dict[str, Any]], num_classes: int | None) -> Diagnosis | None:
@@ -246,13 +279,16 @@ class TrainingDoctor(BaseObserver):
     def on_epoch_end(self, report: EpochReport) -> None:
         self.add_epoch(report)
 
+    def on_failed(self, message: str) -> None:
+        self.failure = message
+
     def set_snapshot(self, snapshot: ProbeSnapshot | None) -> list[Diagnosis]:
         self.snapshot = snapshot
         return self.diagnoses
 
     def reset(self) -> None:
-        self.history, self.snapshot = [], None
+        self.history, self.snapshot, self.failure = [], None, None
 
     @property
     def diagnoses(self) -> list[Diagnosis]:
-        return diagnose(self.history, self.snapshot, self.num_classes)
+        return diagnose(self.history, self.snapshot, self.num_classes, self.failure)

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from workbench.engine.errors import WorkbenchError
+from workbench.engine.quantization_choices import METHODS as METHODS
+from workbench.engine.quantization_choices import OBSERVERS as OBSERVERS
+from workbench.engine.quantization_choices import PATHS as PATHS
 
-METHODS = ("dynamic", "static", "qat")
-PATHS = ("auto", "eager", "torchao", "pt2e")
-OBSERVERS = ("histogram", "minmax", "moving_average")
 METHOD_LABELS = {
     "dynamic": "int8 weights, activations quantized on the fly",
     "static": "post-training: int8 weights and activations, calibrated",
