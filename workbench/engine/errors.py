@@ -33,3 +33,7 @@ class CheckpointError(WorkbenchError):
 
 class TrainingError(WorkbenchError):
     """A run failed (NaN loss, out of memory, ...): the message says what to change."""
+
+
+class OutOfMemoryTrainingError(TrainingError):
+    """A run ran out of device memory; `--oom-rescue` goes on with smaller micro-batches."""

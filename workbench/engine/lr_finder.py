@@ -7,7 +7,6 @@ when it diverges; the model, optimizer and random state are put back exactly as 
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -22,15 +21,14 @@ from workbench.engine.errors import ExperimentError
 from workbench.engine.experiment import Experiment
 from workbench.engine.optimization import LossFn
 from workbench.engine.precision import Precision
-from workbench.engine.run_files import capture_rng_state, restore_rng_state
 from workbench.engine.trainer import Trainer
+from workbench.engine.training_snapshot import Batch, TrainingSnapshot, train_step
 
 MAX_STEPS = 100
 SMOOTHING = 0.98  # fastai's and Lightning's beta
 DIVERGENCE = 4.0  # stop once the smoothed loss is this many times its minimum
 SKIP_START = 0.1  # the first tenth of the ramp is mostly noise around the initial loss
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 StepCallback = Callable[[int, float, float, float], None]  # step, rate, loss, smoothed loss
 
 
@@ -138,28 +136,6 @@ def _cycle(batches: Iterable[Batch]) -> Iterator[Batch]:
         epoch += 1
 
 
-class _Snapshot:
-    """Model weights and buffers, optimizer and precision state, RNG states and training mode."""
-
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision):
-        self.model, self.optimizer, self.precision = model, optimizer, precision
-        self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.optimizer_state = copy.deepcopy(optimizer.state_dict())
-        self.precision_state = copy.deepcopy(precision.state_dict())
-        self.skipped_steps = precision.skipped_steps
-        self.rng = capture_rng_state()
-        self.training = model.training
-
-    def restore(self) -> None:
-        self.model.load_state_dict(self.weights)
-        self.optimizer.load_state_dict(self.optimizer_state)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.precision.load_state_dict(self.precision_state)
-        self.precision.skipped_steps = self.skipped_steps
-        restore_rng_state(self.rng)
-        self.model.train(self.training)
-
-
 def find_lr(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -177,9 +153,8 @@ def find_lr(
     """Run the ramp on `model` and `optimizer`, then restore both bit for bit."""
     check_ramp(start, end, steps)
     control = control or RunControl()
-    device = next(model.parameters()).device
     base = [float(group["lr"]) for group in optimizer.param_groups]
-    snapshot = _Snapshot(model, optimizer, precision)
+    snapshot = TrainingSnapshot(model, optimizer, precision)
     rates: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []
@@ -195,7 +170,7 @@ def find_lr(
                 break
             for group, group_base in zip(optimizer.param_groups, base, strict=True):
                 group["lr"] = rate * group_base / base[0] if base[0] else rate
-            loss = _step(model, optimizer, loss_fn, source, precision, device, accumulate)
+            loss = train_step(model, optimizer, loss_fn, source, precision, accumulate)
             if loss is None:
                 ended = "ran out of batches"
                 break
@@ -217,31 +192,6 @@ def find_lr(
         snapshot.restore()
     suggestion, reason = suggest(rates, smoothed)
     return LRFinderResult(tuple(rates), tuple(losses), tuple(smoothed), suggestion, reason, ended)
-
-
-def _step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn,
-    source: Iterator[Batch],
-    precision: Precision,
-    device: torch.device,
-    accumulate: int,
-) -> float | None:
-    """One optimizer step over `accumulate` batches; the mean loss, or None without batches."""
-    total = 0.0
-    for _ in range(accumulate):
-        batch = next(source, None)
-        if batch is None:
-            return None
-        x, y = (tensor.to(device) for tensor in batch)
-        with precision.forward_context():
-            loss = loss_fn(model(x), y)
-        precision.backward(loss / accumulate)
-        total += loss.item() / accumulate
-    precision.optimizer_step(optimizer)
-    optimizer.zero_grad(set_to_none=True)
-    return total
 
 
 def find_lr_for_experiment(
