@@ -143,8 +143,8 @@ class StepTrial:
         built = build_experiment_model(experiment)
         self.input_shape = tuple(experiment.model.input_shape or experiment_input_shape(experiment))
         self.classes = max(int(built.output_shape[-1]), 1)
-        self.channels_last = uses_channels_last(train.memory_format, built.module)
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        channels_last = uses_channels_last(train.memory_format, built.module)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         self.model = built.module.to(self.device).to(memory_format=layout)
         self.optimizer = make_optimizer(self.model.parameters(), train)
         self.loss_fn = make_loss(train.loss)
@@ -165,9 +165,7 @@ class StepTrial:
             _empty_cache(self.device)
 
     def step(self, size: int) -> None:
-        x = torch.randn(size, *self.input_shape, device=self.device)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = torch.randn(size, *self.input_shape, device=self.device)  # as the Trainer feeds it
         y = torch.randint(0, self.classes, (size,), device=self.device)
         train_step(self.model, self.optimizer, self.loss_fn, iter([(x, y)]), self.precision)
 

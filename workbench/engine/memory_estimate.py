@@ -30,6 +30,7 @@ from workbench.engine.optimization import make_loss, make_optimizer
 from workbench.engine.precision import make_precision
 
 MiB = 2**20
+CUDA_BLOCK = 512
 
 
 class _LiveStorages(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -49,6 +50,8 @@ class _LiveStorages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if storage in self._seen:
             return
         size = storage.nbytes()
+        if self.device_type == "cuda":  # the caching allocator hands out multiples of 512 bytes
+            size = -(-size // CUDA_BLOCK) * CUDA_BLOCK
         self.live += size
         self.peak = max(self.peak, self.live)
 
@@ -206,9 +209,8 @@ def estimate_training_memory(
         weights = tracker.live
 
         def batch_of(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+            # As the Trainer feeds them: contiguous inputs, even to a channels_last model.
             x = torch.zeros(size, *input_shape, device=device.name)
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
             return x, torch.zeros(size, dtype=torch.long, device=device.name)
 
         def forward(x: torch.Tensor) -> torch.Tensor:

@@ -340,6 +340,7 @@ class SweepRunner:
             resume_from=resume,
             devices=self.devices,
         )
+        trainer.run_flags = {"command": "sweep", "sweep": str(self.out_dir), "trial": trial.number}
         self._mark(previous, "running")
         started = time.perf_counter()
         message = ""
