@@ -12,7 +12,12 @@ from tests.conftest import PRESETS
 from workbench.cli import main
 from workbench.engine.errors import ExperimentError
 from workbench.engine.experiment import Experiment, load_experiment
-from workbench.engine.lr_finder import find_lr, find_lr_for_experiment, ramp, suggest
+from workbench.engine.lr_finder import (
+    find_lr_for_experiment,
+    find_lr_for_trainer,
+    ramp,
+    suggest,
+)
 from workbench.engine.overrides import with_overrides
 from workbench.engine.trainer import Trainer
 
@@ -39,14 +44,7 @@ def test_the_weights_optimizer_and_random_state_after_the_finder_equal_those_bef
     optimizer_before = trainer.optimizer.state_dict()
     momentum_before = [s["momentum_buffer"] for s in optimizer_before["state"].values()]
     rng_before = torch.get_rng_state()
-    result = find_lr(
-        trainer.model,
-        trainer.optimizer,
-        trainer.loss_fn,
-        trainer.loaders.train,
-        trainer.precision,
-        steps=30,
-    )
+    result = find_lr_for_trainer(trainer, steps=30)
     assert len(result.rates) == 30
     after = trainer.model.state_dict()
     assert before.keys() == after.keys()
@@ -78,14 +76,7 @@ def test_the_model_is_restored_when_the_ramp_fails_midway() -> None:
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        find_lr(
-            trainer.model,
-            trainer.optimizer,
-            trainer.loss_fn,
-            trainer.loaders.train,
-            trainer.precision,
-            on_step=explode,
-        )
+        find_lr_for_trainer(trainer, on_step=explode)
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
 
 

@@ -11,6 +11,7 @@ import io
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -194,6 +195,19 @@ def find_lr(
     return LRFinderResult(tuple(rates), tuple(losses), tuple(smoothed), suggestion, reason, ended)
 
 
+def find_lr_for_trainer(trainer: Trainer, **ramp: Any) -> LRFinderResult:
+    """The ramp on a prepared Trainer's model, optimizer, training batches and precision."""
+    return find_lr(
+        trainer.model,
+        trainer.optimizer,
+        trainer.loss_fn,
+        trainer.loaders.train,
+        trainer.precision,
+        accumulate=trainer.experiment.train.accumulate_grad_batches,
+        **ramp,
+    )
+
+
 def find_lr_for_experiment(
     experiment: Experiment,
     *,
@@ -211,17 +225,7 @@ def find_lr_for_experiment(
     check_ramp(start, end, steps)
     trainer = Trainer(experiment, devices=devices)
     trainer.prepare()
-    result = find_lr(
-        trainer.model,
-        trainer.optimizer,
-        trainer.loss_fn,
-        trainer.loaders.train,
-        trainer.precision,
-        start=start,
-        end=end,
-        steps=steps,
-        accumulate=experiment.train.accumulate_grad_batches,
-        control=control,
-        on_step=on_step,
+    result = find_lr_for_trainer(
+        trainer, start=start, end=end, steps=steps, control=control, on_step=on_step
     )
     return result, trainer
