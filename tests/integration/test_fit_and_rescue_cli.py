@@ -114,7 +114,8 @@ def test_fit_batch_on_cuda_finds_a_batch_that_runs_and_one_that_does_not() -> No
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert found.measured and found.device.startswith("cuda") and found.batch_size is not None
     assert (found.batch_size, True) in found.tries
-    assert any((not ok and size == found.batch_size + 1) or not ok for size, ok in found.tries)
+    failed = [size for size, ok in found.tries if not ok]
+    assert failed and min(failed) == found.batch_size + 1  # bisected down to the edge
 
 
 # --------------------------------------------------------------------------- --oom-rescue
