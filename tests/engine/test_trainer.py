@@ -309,7 +309,8 @@ def test_early_stopping_stops_and_restores_the_best_weights() -> None:
 def test_run_files_are_complete_and_load_safely(tmp_path: Path) -> None:
     trainer, _ = fit(experiment(epochs=2), out_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint.pt", "experiment.toml", "metrics.csv", "model.pth", "summary.json",
+        "checkpoint.pt", "experiment.toml", "metrics.csv", "model.pth", "run.json",
+        "summary.json",
     ]  # fmt: skip
     state = torch.load(tmp_path / "model.pth", weights_only=True)
     trainer.model.load_state_dict(state)

@@ -113,6 +113,7 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path: Path) -> No
         "experiment.toml",
         "metrics.csv",
         "model.pth",
+        "run.json",
         "summary.json",
     ]
 

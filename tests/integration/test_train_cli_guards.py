@@ -98,8 +98,8 @@ def test_a_used_out_folder_is_refused_and_resume_continues_it(
     assert code == 2 and "Epoch:" not in out
     assert err == (
         f"error: --out {run}: already holds another run's files (model.pth, checkpoint.pt, "
-        "metrics.csv, summary.json, experiment.toml); choose a new folder, or continue that "
-        f"run with --resume {run / 'checkpoint.pt'}\n"
+        "metrics.csv, summary.json, experiment.toml, run.json); choose a new folder, or continue "
+        f"that run with --resume {run / 'checkpoint.pt'}\n"
     )
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
     (run / ".checkpoint.pt.x1y2z3.tmp").write_bytes(b"left by a kill")

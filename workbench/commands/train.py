@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from workbench.engine.reports import BaseObserver, FanOutObserver, TrainingObser
 if TYPE_CHECKING:
     from workbench.engine.insight.doctor import TrainingDoctor
     from workbench.engine.strategy import SingleDeviceStrategy
+    from workbench.engine.trainer import Trainer
 
 
 def register(subparsers: Any) -> None:
@@ -38,6 +39,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--nproc", type=int, help="train with DDP on N processes (torchrun)")
     parser.add_argument("--resume", help="continue from a checkpoint.pt of an earlier run")
     parser.add_argument("--events", help="write JSON-line events to FILE, or - for stdout")
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="only deterministic algorithms (torch.use_deterministic_algorithms); "
+        "measures and prints what it costs",
+    )
+    parser.add_argument(
+        "--oom-rescue",
+        action="store_true",
+        help="on a CUDA out-of-memory error, halve the batch and double accumulation "
+        "(the same effective batch) and go on",
+    )
     parser.set_defaults(run=run)
 
 
@@ -108,7 +121,18 @@ def run(args: argparse.Namespace) -> int:
     if nproc is not None:
         from workbench.engine.ddp_launch import launch_torchrun
 
+        if getattr(args, "deterministic", False) or getattr(args, "oom_rescue", False):
+            raise WorkbenchError(
+                "command line: --deterministic and --oom-rescue work in single-process runs; "
+                "leave out --nproc (and train.ddp.enabled) to use them"
+            )
+
         return int(launch_torchrun(args, nproc, experiment))
+    if getattr(args, "deterministic", False):
+        from workbench.engine.reproducibility import deterministic_algorithms
+
+        with deterministic_algorithms():
+            return train_here(experiment, args)
     return train_here(experiment, args)
 
 
@@ -216,15 +240,17 @@ def train_here(
             resume_from=args.resume,
             strategy=strategy,
         )
+        trainer.run_flags = run_flags(args)
         try:
             trainer.prepare()
+            fit = _reproducible_fit(trainer, args, console_out if is_main else None)
         except WorkbenchError as exc:
             if is_main and events is not None:
                 EventWriter(events).on_failed(str(exc))
             raise
         with _stop_on_interrupt(control, announce=is_main):
             try:
-                summary = trainer.fit()
+                summary = fit()
             except TrainingError:
                 _print_problems(doctor, console_out)
                 return 1
@@ -243,3 +269,43 @@ def _print_problems(doctor: TrainingDoctor, out: IO[str]) -> None:
     for finding in doctor.diagnoses:
         if finding.severity == PROBLEM:
             print(f"Doctor: {finding.text}", file=out)
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """How this run was started, for the run folder's run.json (and `workbench rerun`)."""
+    names = ("epochs", "device", "precision", "accumulate", "nproc", "resume")
+    flags: dict[str, Any] = {"command": "train"}
+    flags.update({name: getattr(args, name, None) for name in names})
+    flags["deterministic"] = bool(getattr(args, "deterministic", False))
+    flags["oom_rescue"] = bool(getattr(args, "oom_rescue", False))
+    return flags
+
+
+def _reproducible_fit(
+    trainer: Trainer, args: argparse.Namespace, console_out: IO[str] | None
+) -> Callable[[], dict[str, Any]]:
+    """The fit to run: with determinism's cost measured first, and with the OOM rescue."""
+    if getattr(args, "deterministic", False):
+        from workbench.engine.reproducibility import measure_determinism_cost
+
+        cost = measure_determinism_cost(trainer)
+        trainer.run_flags["determinism_cost"] = round(cost.ratio, 3)
+        if console_out is not None:
+            print(cost.line(), file=console_out, flush=True)
+    if not getattr(args, "oom_rescue", False):
+        return trainer.fit
+    from workbench.engine.oom_rescue import fit_with_oom_rescue
+    from workbench.engine.trainer import Trainer
+
+    def rebuild(experiment: Experiment, resume: str | Path | None) -> Trainer:
+        smaller = Trainer(
+            experiment,
+            observer=trainer.observer,
+            control=trainer.control,
+            out_dir=trainer.out_dir,
+            resume_from=resume,
+        )
+        smaller.prepare()
+        return smaller
+
+    return lambda: fit_with_oom_rescue(trainer, rebuild)

@@ -60,3 +60,7 @@ def printable(text: str) -> str:
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
     return "".join(shown(char) for char in text)
+
+
+class OutOfMemoryTrainingError(TrainingError):
+    """A run ran out of device memory; `--oom-rescue` goes on with smaller micro-batches."""

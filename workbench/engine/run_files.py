@@ -1,4 +1,4 @@
-"""The files a run leaves behind: model.pth, checkpoint.pt, metrics.csv, summary.json, experiment.toml."""
+"""The files a run leaves behind: model.pth, checkpoint.pt, metrics.csv, summary.json, experiment.toml, run.json."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ from workbench.engine.errors import CheckpointError, OutputError
 from workbench.engine.experiment import Experiment, dump_experiment
 
 CHECKPOINT_FORMAT = "workbench-checkpoint/1"
-RUN_FILES = ("model.pth", "checkpoint.pt", "metrics.csv", "summary.json", "experiment.toml")
+RUN_FILES = (
+    "model.pth",
+    "checkpoint.pt",
+    "metrics.csv",
+    "summary.json",
+    "experiment.toml",
+    "run.json",
+)
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 METRIC_COLUMNS = (
     "epoch",

@@ -18,7 +18,13 @@ from workbench.engine.cpu_threads import claim_intra_op_threads
 from workbench.engine.datasets import make_loaders
 from workbench.engine.devices import DeviceInfo, available_devices, resolve_device
 from workbench.engine.early_stopping import EarlyStopping
-from workbench.engine.errors import DatasetError, ExperimentError, OutputError, TrainingError
+from workbench.engine.errors import (
+    DatasetError,
+    ExperimentError,
+    OutOfMemoryTrainingError,
+    OutputError,
+    TrainingError,
+)
 from workbench.engine.experiment import Experiment, dump_experiment
 from workbench.engine.experiment_model import model_input_shape
 from workbench.engine.model_builder import build_model
@@ -39,6 +45,7 @@ from workbench.engine.reports import (
     RunStarted,
     TrainingObserver,
 )
+from workbench.engine.reproducibility import run_record
 from workbench.engine.run_files import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
@@ -137,6 +144,10 @@ class Trainer:
         self._prepared = False
         self.failed_reported = False
         self._first_loss: float | None = None
+        # Set by an out-of-memory rescue (engine/oom_rescue.py): it reports the failure itself.
+        self.rescue_out_of_memory = False
+        self.run_flags: dict[str, Any] = {}  # how the run was started, for run.json
+        self.phase = "train"  # or "evaluate": where an out-of-memory error happened
 
     # ------------------------------------------------------------------ set-up
 
@@ -229,8 +240,9 @@ class Trainer:
                 f"{self.experiment.data.batch_size}; use a smaller batch with "
                 "accumulate_grad_batches to keep the effective batch, or enable mixed precision"
             )
-            self._report_failure(message)
-            raise TrainingError(message) from None
+            if not self.rescue_out_of_memory:
+                self._report_failure(message)
+            raise OutOfMemoryTrainingError(message) from None
         finally:
             self.strategy.teardown()
         self.observer.on_finished(summary)
@@ -287,6 +299,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, int, float] | None:
         """One pass over the training data; None when a stop was requested."""
+        self.phase = "train"
         train = self.experiment.train
         k = train.accumulate_grad_batches
         loader = self.loaders.train
@@ -414,6 +427,7 @@ class Trainer:
 
     def evaluate_batches(self, batches: Iterable[Batch]) -> tuple[float, float, int]:
         """Summed loss, correct count and sample count of the model on `batches` (this rank)."""
+        self.phase = "evaluate"
         self.wrapped.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
@@ -517,3 +531,4 @@ class Trainer:
         write_metrics_csv(out / "metrics.csv", self.history)
         write_json(out / "summary.json", summary)
         write_experiment_copy(out / "experiment.toml", self.experiment)
+        write_json(out / "run.json", run_record(self.device_info, self.experiment, self.run_flags))
