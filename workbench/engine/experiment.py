@@ -44,6 +44,8 @@ SCHEDULERS = ("step", "multistep", "exponential", "cosine", "onecycle", "reduce_
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 DDP_BACKENDS = ("auto", "gloo", "nccl")
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+# OneCycle cycles the optimizer's momentum (or Adam's beta1); these optimizers have neither.
+WITHOUT_MOMENTUM = ("adadelta", "adagrad")
 
 
 def _choices(*allowed: str) -> dict[str, Any]:
@@ -177,7 +179,26 @@ def experiment_from_dict(raw: Mapping[str, Any], source: str = "<experiment>") -
     problems = structure_problems(experiment.model)
     if problems:
         raise ExperimentError(f"{source}: {problems[0].located()}")
+    problem = training_problem(experiment.train)
+    if problem is not None:
+        raise ExperimentError(f"{source}: {problem}")
     return experiment
+
+
+def training_problem(train: TrainSpec) -> str | None:
+    """Training settings that are each valid but that torch refuses together, or None."""
+    scheduler = train.scheduler
+    if (
+        scheduler is not None
+        and scheduler.name == "onecycle"
+        and train.optimizer in WITHOUT_MOMENTUM
+    ):
+        usable = ", ".join(name for name in OPTIMIZERS if name not in WITHOUT_MOMENTUM)
+        return (
+            f"train.scheduler: onecycle cycles the optimizer's momentum, which {train.optimizer} "
+            f"does not have; choose another scheduler, or one of the optimizers {usable}"
+        )
+    return None
 
 
 def _build(cls: type, raw: Any, path: str, source: str) -> Any:
