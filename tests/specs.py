@@ -42,13 +42,13 @@ device = "cpu"
 """
 
 # Names a hand-written class could not use as they are: positions, the forward's own `x`,
-# `self` and `torch`, an ambiguous `l`, a mangled `__hidden`; and a block whose first
+# `self`, `torch` and `getattr`, an ambiguous `l`, a mangled `__hidden`; and a block whose first
 # convolution takes 8 channels in one use and 4 in the next.
 AWKWARD_GRAPH = """
 [model]
 input_shape = [3, 8, 8]
 layers = [
-  { name = "stem", type = "Conv2d", out_channels = 8, kernel_size = 3, padding = 1 },
+  { name = "getattr", type = "Conv2d", out_channels = 8, kernel_size = 3, padding = 1 },
   { name = "x", type = "ReLU" },
   { name = "layer1", type = "Down", repeat = 2 },
   { name = "self", type = "Down" },

@@ -364,7 +364,8 @@ def test_layer_names_a_class_cannot_use_as_they_are_still_give_the_engines_keys(
     assert "self.layer1 = nn.Sequential(Down(8), Down(4))" in script
     assert 'self.add_module("5", nn.Sigmoid())' in script
     assert (
-        "        x_ = self.x(stem)\n" in script and "l_ = torch.cat([gate, self_], dim=1)" in script
+        "        x_ = self.x(getattr_)\n" in script
+        and "l_ = torch.cat([gate, self_], dim=1)" in script
     )
     assert 'hidden = getattr(self, "__hidden")(l_)' in script
     (tmp_path / "train.py").write_text(script)

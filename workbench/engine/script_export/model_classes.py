@@ -24,12 +24,20 @@ from workbench.engine.script_export.layer_code import layer_call
 from workbench.engine.script_export.text import WIDTH, Code, ModelCode, call, doc_text, literal
 
 MODEL_CLASS = "Net"
-# Names the model code itself uses; no class, argument or local may take them.
-OWN_NAMES = frozenset(
-    {"nn", "torch", "OrderedDict", "build_model", MODEL_CLASS, "self", "x", "super", "range"}
-)
 AMBIGUOUS = frozenset({"l", "O", "I"})  # pycodestyle refuses these as names (E741, E742)
-FORWARD_NAMES = frozenset({"self", "x", "torch"} | AMBIGUOUS)  # no layer's local takes these
+# The names `forward` reads; no layer's local may take one.
+FORWARD_NAMES = frozenset({"self", "x", "torch", "getattr"} | AMBIGUOUS)
+# Every name the model code reads or sets; no class or constructor argument may take one.
+OWN_NAMES = FORWARD_NAMES | {
+    "nn",
+    "OrderedDict",
+    "build_model",
+    "layers",
+    MODEL_CLASS,
+    "super",
+    "range",
+    "_",
+}
 OPERATORS = {"Add": " + ", "Mul": " * "}
 Slot = tuple[str, int, str]  # (layer, repeat or -1, argument): a value one use of a block takes
 
@@ -83,7 +91,7 @@ class _Writer:
         self.imports = {"from torch import nn"}
         self.uses: dict[str, list[_Use]] = {}  # block -> its repeats, inner blocks first
         self._collect(built.rows)
-        used = set(taken) | OWN_NAMES | AMBIGUOUS
+        used = set(taken) | OWN_NAMES
         self.classes = {block: self._class_name(block, used) for block in self.uses}
         self.parameters: dict[str, tuple[str, ...]] = {}  # block -> its class's arguments
         self.given: dict[str, dict[Slot, Code]] = {}  # block -> values its arguments give
@@ -137,7 +145,7 @@ class _Writer:
                 self.uses.setdefault(row.type, []).append(_Use(path, inner, module.program))
 
     def _class_name(self, block: str, used: set[str]) -> str:
-        wanted = block if plain(block) and block not in AMBIGUOUS else "Block"
+        wanted = block if plain(block) else "Block"
         return free(f"{wanted}Block" if wanted in used else wanted, used)
 
     def _parameters(self, block: str) -> None:
@@ -151,7 +159,7 @@ class _Writer:
             if len(set(texts)) > 1:
                 groups.setdefault(texts, []).append(slot)
         scope = self._scope(uses[0].rows)
-        used = set(OWN_NAMES | AMBIGUOUS | set(self.classes.values()))
+        used = set(OWN_NAMES | set(self.classes.values()))
         firsts = [group[0] for group in groups.values()]
         names = [free(_parameter_name(slot, firsts, scope), used) for slot in firsts]
         self.parameters[block] = tuple(names)
@@ -305,10 +313,5 @@ def _joined(operator: str, values: Sequence[str], used: int) -> str:
     one_line = operator.join(values)
     if used + len(one_line) <= WIDTH:
         return one_line
-    return (
-        "(\n"
-        + "".join(
-            f"    {operator.strip()} {v}\n" if i else f"    {v}\n" for i, v in enumerate(values)
-        )
-        + ")"
-    )
+    lines = [values[0], *(f"{operator.strip()} {value}" for value in values[1:])]
+    return "(\n" + "".join(f"    {line}\n" for line in lines) + ")"
