@@ -13,8 +13,10 @@ import pytest
 from tests.conftest import PRESETS
 from tests.engine.test_script_export import run_standalone
 from workbench.cli import build_parser
+from workbench.engine import model_graph, model_planner
 from workbench.engine.errors import ExperimentError, WorkbenchError
 from workbench.engine.experiment import (
+    BlockSpec,
     DDPSpec,
     EarlyStoppingSpec,
     Experiment,
@@ -46,6 +48,15 @@ PAYLOADS = [
     f"\\x22; {TOUCH}; _x = \\x22",  # escapes that decode to quotes
 ]
 BENIGN = "benign-value"
+# Names torch's add_module takes (no dot): what a layer or block name would try if the
+# validation let it through. Each opens MARKER for writing when run as code.
+NAME_PAYLOADS = [
+    f'a; open("{MARKER}", "w"); b',
+    f'a)\nopen("{MARKER}", "w")\n#',
+    f"a'] = 1; open('{MARKER}', 'w'); #",
+    f"{{open('{MARKER}', 'w')}}",
+    f'a"""; open("{MARKER}", "w"); """',
+]
 
 
 def preset(name: str) -> Experiment:
@@ -136,7 +147,25 @@ REFUSED: dict[str, tuple[Callable[[str], Experiment], str]] = {
         replace_layer(lambda v: LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3, v: 1})),
         "unknown parameter",
     ),
+    "model.layers[0].name": (
+        replace_layer(lambda v: LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3}, v)),
+        "cannot be a module attribute",
+    ),
+    "a block's name": (lambda v: named_graph("dense", v), "the block name"),
 }
+
+
+def named_graph(layer: str, block: str) -> Experiment:
+    """A graph model with a layer named `layer` and a block named `block`, used twice."""
+    layers = (
+        LayerSpec("Linear", {"out_features": 4}, name=layer),
+        LayerSpec(block, {"repeat": 2}, name="blocks"),
+        LayerSpec("Add", inputs=(layer, "blocks"), name="add"),
+        LayerSpec("Linear", {"out_features": 2}, name="fc"),
+    )
+    blocks = {block: BlockSpec(layers=(LayerSpec("ReLU", name=layer),))}
+    model = ModelSpec(layers=layers, input_shape=(2,), blocks=blocks)
+    return dataclasses.replace(preset("toy-mlp"), model=model)
 
 
 def shape_of(script: str, value: str) -> str:
@@ -266,3 +295,24 @@ def test_literals_read_back_as_the_value_and_never_use_a_subclass_repr() -> None
 def test_docstring_text_reads_back_unchanged() -> None:
     for text in [*PAYLOADS, 'a"""b', "end\\", 'end"', "tab\there"]:
         assert ast.literal_eval(f'"""{doc_text(text)}"""') == text
+
+
+@pytest.mark.parametrize("payload", NAME_PAYLOADS, ids=range(len(NAME_PAYLOADS)))
+def test_layer_and_block_names_the_validation_missed_would_still_be_literals(
+    payload: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Defence in depth: with the name checks switched off, the engine builds the model and
+    the script still holds each name only as a string; its model builds with the same keys."""
+    monkeypatch.setattr(rules, "validated", lambda experiment, source: experiment)
+    monkeypatch.setattr(model_graph, "name_problem", lambda name: None)
+    monkeypatch.setattr(model_planner, "block_problems", lambda spec, block: [])
+    script = export_script(named_graph(payload, payload))
+    benign = export_script(named_graph(BENIGN, BENIGN))
+    assert shape_of(script, payload) == shape_of(benign, BENIGN)
+    assert payload in string_constants(script)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "exported"}
+    exec(compile(script, "train.py", "exec"), namespace)
+    keys = list(namespace["build_model"]().state_dict())
+    assert keys == [f"{payload}.weight", f"{payload}.bias", "fc.weight", "fc.bias"]
+    assert not list(tmp_path.rglob(MARKER))

@@ -46,6 +46,8 @@ PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 DDP_BACKENDS = ("auto", "gloo", "nccl")
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 MAX_NESTING = 32  # tables and lists in tables: an experiment needs a handful of levels
+# OneCycle cycles the optimizer's momentum (or Adam's beta1); these optimizers have neither.
+WITHOUT_MOMENTUM = ("adadelta", "adagrad")
 
 
 def _choices(*allowed: str) -> dict[str, Any]:
@@ -185,6 +187,9 @@ def experiment_from_dict(raw: Mapping[str, Any], source: str = "<experiment>") -
     problems = structure_problems(experiment.model)
     if problems:
         raise ExperimentError(f"{source}: {problems[0].located()}")
+    problem = training_problem(experiment.train)
+    if problem is not None:
+        raise ExperimentError(f"{source}: {problem}")
     return experiment
 
 
@@ -220,6 +225,22 @@ def check_plain_values(raw: Mapping[str, Any], source: str) -> None:
                 "needs only a few levels of tables and lists"
             )
         pending.extend((item, where, depth + 1) for item, where in reversed(children))
+
+
+def training_problem(train: TrainSpec) -> str | None:
+    """Training settings that are each valid but that torch refuses together, or None."""
+    scheduler = train.scheduler
+    if (
+        scheduler is not None
+        and scheduler.name == "onecycle"
+        and train.optimizer in WITHOUT_MOMENTUM
+    ):
+        usable = ", ".join(name for name in OPTIMIZERS if name not in WITHOUT_MOMENTUM)
+        return (
+            f"train.scheduler: onecycle cycles the optimizer's momentum, which {train.optimizer} "
+            f"does not have; choose another scheduler, or one of the optimizers {usable}"
+        )
+    return None
 
 
 def _build(cls: type, raw: Any, path: str, source: str) -> Any:

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.engine.experiment import SchedulerSpec, TrainSpec
+from workbench.engine.errors import ExperimentError
+from workbench.engine.experiment import SchedulerSpec, TrainSpec, training_problem
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce_with_logits")
 
@@ -34,6 +35,11 @@ def optimizer_arguments(spec: TrainSpec) -> tuple[type[torch.optim.Optimizer], d
 
 
 def make_optimizer(params: Iterable[nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
+    """The optimizer; one its scheduler cannot drive (an experiment built in code, not read
+    from a file) is refused here with the file's message, before torch refuses it."""
+    problem = training_problem(spec)
+    if problem is not None:
+        raise ExperimentError(problem)
     optimizer_class, args = optimizer_arguments(spec)
     return optimizer_class(params, **args)
 

@@ -231,9 +231,12 @@ def _idx(plan: ScriptPlan, kind: TorchvisionSet) -> Section:
 
 
 def _cifar(plan: ScriptPlan) -> Section:
-    steps = "transforms.ToTensor()"
+    compose = "transforms.Compose([transforms.ToTensor()])"
     if plan.options["normalize"]:
-        steps += f", transforms.Normalize({literal(CIFAR10.mean)}, {literal(CIFAR10.std)})"
+        # A step a line, as a formatter wraps the list, indented as the template below is.
+        normalize = f"transforms.Normalize({literal(CIFAR10.mean)}, {literal(CIFAR10.std)})"
+        steps = "".join(f"{' ' * 20}{step},\n" for step in ("transforms.ToTensor()", normalize))
+        compose = f"transforms.Compose(\n{' ' * 16}[\n{steps}{' ' * 16}]\n{' ' * 12})"
     functions = block(
         f'''
         def first(dataset, limit):
@@ -242,7 +245,7 @@ def _cifar(plan: ScriptPlan) -> Section:
 
         def load_data():
             """CIFAR-10 through torchvision, transformed image by image."""
-            transform = transforms.Compose([{steps}])
+            transform = {compose}
             train_set = datasets.CIFAR10(str(ROOT), train=True, download=DOWNLOAD, transform=transform)
             val_set = datasets.CIFAR10(str(ROOT), train=False, download=DOWNLOAD, transform=transform)
             class_names = [str(name) for name in train_set.classes]

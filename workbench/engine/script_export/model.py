@@ -3,55 +3,28 @@
 The one seam between the exporter and the model builder: `model_section(built)` turns a
 `BuiltModel` into a `Section` defining `build_model()`, which returns a freshly initialised
 `nn.Module` whose state_dict keys and initial weights (under the same `torch.manual_seed`) equal
-the engine's. Nothing else in the exporter looks inside the model, so a builder that makes named
-layers or graphs changes only this module (then a readable `nn.Module` class).
+the engine's. Each kind of model has its writer, returning `ModelCode` (the classes before
+`build_model()` and its body): today the workbench's own layers and blocks (`model_classes`).
 """
 
 from __future__ import annotations
 
-from workbench.engine.layers import CATALOGUE, LayerType
-from workbench.engine.model_builder import BuiltModel, LayerRow
-from workbench.engine.script_export.rules import constructor_defaults
-from workbench.engine.script_export.text import Section, doc_text, literal
+from collections.abc import Collection
+
+from workbench.engine.model_builder import BuiltModel
+from workbench.engine.script_export.model_classes import model_code
+from workbench.engine.script_export.text import Section, doc_text, join_sections, literal
 
 
-def model_section(built: BuiltModel) -> Section:
-    """`def build_model():` returning the stack as an `nn.Sequential` with every size written out."""
-    lines = [layer_source(row) for row in built.rows]
-    body = "\n".join(f"        {line}," for line in lines)
+def model_section(built: BuiltModel, taken: Collection[str] = frozenset()) -> Section:
+    """`def build_model():` (after the classes it uses) with every size written out.
+
+    `taken` are the names the rest of the script uses; no class of the model takes one.
+    """
+    code = model_code(built, taken)
     shapes = doc_text(
-        f"{len(lines)} layers; one sample goes in as {literal(list(built.input_shape))}, "
+        f"{len(built.rows)} layers; one sample goes in as {literal(list(built.input_shape))}, "
         f"out as {literal(list(built.output_shape))}."
     )
-    text = f'def build_model():\n    """{shapes}"""\n    return nn.Sequential(\n{body}\n    )'
-    return Section(text, frozenset({"from torch import nn"}))
-
-
-def layer_source(row: LayerRow) -> str:
-    """`nn.Linear(64, 32)`: sizes positional as torch code writes them, then every argument
-    that differs from torch's own default (Softmax's dim always)."""
-    kind = CATALOGUE[row.type]
-    defaults = constructor_defaults(kind.module_class)
-    positional = _positional(kind)
-    args = [literal(row.resolved[name]) for name in positional]
-    for name, value in row.resolved.items():
-        if name in positional:
-            continue
-        if kind.shape_rule == "pool" and name == "stride" and value == row.resolved["kernel_size"]:
-            continue
-        if name in defaults and defaults[name] == value and defaults[name] is not None:
-            continue
-        if name in defaults and defaults[name] is None and value is None:
-            continue
-        args.append(f"{kind.param(name).name}={literal(value)}")
-    return f"nn.{kind.module_class.__name__}({', '.join(args)})"
-
-
-def _positional(kind: LayerType) -> tuple[str, ...]:
-    """The leading sizes (`in_features, out_features`): inferred ones and required whole numbers."""
-    names: list[str] = []
-    for param in kind.params:
-        if not (param.inferred or (param.required and param.kind == "int")):
-            break
-        names.append(param.name)
-    return tuple(names)
+    function = f'def build_model():\n    """{shapes}"""\n{code.body}'
+    return Section(join_sections([*code.definitions, function]), code.imports)

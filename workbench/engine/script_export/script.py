@@ -13,7 +13,13 @@ from workbench.engine.script_export.loop import loop_section
 from workbench.engine.script_export.main import main_section
 from workbench.engine.script_export.model import model_section
 from workbench.engine.script_export.rules import ScriptPlan, plan_script
-from workbench.engine.script_export.text import doc_text, import_block, join_sections, literal
+from workbench.engine.script_export.text import (
+    doc_text,
+    import_block,
+    join_sections,
+    literal,
+    names_in,
+)
 
 
 def export_script(experiment: Experiment, source: str | None = None) -> str:
@@ -25,15 +31,13 @@ def export_script(experiment: Experiment, source: str | None = None) -> str:
     literals, so no value, however hostile, becomes code.
     """
     plan = plan_script(experiment, source)
-    sections = [
-        data_section(plan),
-        model_section(plan.built),
-        helpers_section(plan),
-        loop_section(plan),
-        main_section(plan),
-    ]
+    settings = _settings(plan)
+    others = [data_section(plan), helpers_section(plan), loop_section(plan), main_section(plan)]
+    their_imports = import_block({line for section in others for line in section.imports})
+    taken = names_in([settings, their_imports, *(section.text for section in others)])
+    sections = [others[0], model_section(plan.built, taken), *others[1:]]
     imports = {line for section in sections for line in section.imports}
-    head = f"{_docstring(plan, source)}\n\n{import_block(imports)}\n\n{_settings(plan)}"
+    head = f"{_docstring(plan, source)}\n\n{import_block(imports)}\n\n{settings}"
     main_guard = 'if __name__ == "__main__":\n    main()'
     script = join_sections([head, *(section.text for section in sections), main_guard]) + "\n"
     ast.parse(script)  # a template mistake fails here, not in the user's hands

@@ -7,6 +7,8 @@ string in the script and runs nothing.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from workbench.engine.errors import ExperimentError
 
 WIDTH = 100  # the line length the exported script keeps (it passes ruff at this width)
-STDLIB = frozenset({"contextlib", "csv", "datetime", "math", "os", "pathlib"})
+STDLIB = frozenset({"collections", "contextlib", "csv", "datetime", "math", "os", "pathlib"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,16 @@ class Section:
 
     text: str
     imports: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ModelCode:
+    """How a script builds its model: definitions before `build_model()` (classes), the
+    function's statements (indented), and the import lines they need."""
+
+    definitions: tuple[str, ...]
+    body: str
+    imports: frozenset[str]
 
 
 def literal(value: object) -> str:
@@ -132,3 +144,20 @@ def _module(line: str) -> str:
 def _import_key(line: str) -> tuple[bool, str]:
     """isort's order: plain `import x` lines first, then `from x import y`, each by module."""
     return line.startswith("from "), line.split()[1]
+
+
+def names_in(sources: Iterable[str]) -> frozenset[str]:
+    """Every name the sources define or read (variables, functions, classes, arguments,
+    imports), with Python's builtins: the names a definition added to them must not take."""
+    found = set(dir(builtins))
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Name):
+                found.add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                found.add(node.name)
+            elif isinstance(node, ast.arg):
+                found.add(node.arg)
+            elif isinstance(node, ast.alias):
+                found.add((node.asname or node.name).split(".")[0])
+    return frozenset(found)
