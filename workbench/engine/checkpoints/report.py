@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from workbench.engine.checkpoints.budget import format_bytes as format_bytes
 from workbench.engine.checkpoints.diffing import CheckpointDiff
 from workbench.engine.checkpoints.inspection import (
     ModuleNode,
@@ -34,15 +35,6 @@ def trust_warning(path: str) -> str:
         f"warning: --trust-this-file: if {path} needs code to load, a separate Python process "
         "runs that code with your permissions; only its tensors are kept."
     )
-
-
-def format_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_shape(shape: Sequence[int]) -> str:
