@@ -12,6 +12,7 @@ from workbench.engine.checkpoints import Checkpoint, Edit, apply_edits, open_che
 from workbench.engine.checkpoints.report import TRUST_HELP, format_bytes, trust_warning
 from workbench.engine.checkpoints.saving import save_state_dict
 from workbench.engine.errors import CheckpointError
+from workbench.engine.safe_text import safe_text
 
 _SHOWN_CHANGES = 12
 
@@ -74,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     edited, outcomes = apply_edits(checkpoint.state_dict, args.edits)
     for outcome in outcomes:
         print(outcome.summary())
-        changes = [f"  {old} -> {new}" for old, new in outcome.renamed]
-        changes += [f"  deleted {key}" for key in outcome.dropped]
-        changes += [f"  cast {key}" for key in outcome.cast]
+        changes = [f"  {safe_text(old)} -> {safe_text(new)}" for old, new in outcome.renamed]
+        changes += [f"  deleted {safe_text(key)}" for key in outcome.dropped]
+        changes += [f"  cast {safe_text(key)}" for key in outcome.cast]
         print("\n".join(changes[:_SHOWN_CHANGES]))
         if len(changes) > _SHOWN_CHANGES:
             print(f"  ... {len(changes) - _SHOWN_CHANGES} more")
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         print("dry run: nothing written")
         return 0
     save_state_dict(edited, output)
-    print(f"wrote {output} ({len(edited)} keys, {format_bytes(output.stat().st_size)})")
+    size = format_bytes(output.stat().st_size)
+    print(f"wrote {safe_text(output)} ({len(edited)} keys, {size})")
     _note_dropped_metadata(checkpoint)
     return 0
 
@@ -116,6 +118,7 @@ def _note_dropped_metadata(checkpoint: Checkpoint) -> None:
     extra = [key for key in checkpoint.metadata if key != "safetensors_metadata"]
     if extra:
         print(
-            f"note: only the state_dict was written; {checkpoint.path} also held "
-            f"{', '.join(extra[:6])}{' ...' if len(extra) > 6 else ''}, which OUT does not."
+            f"note: only the state_dict was written; {safe_text(checkpoint.path)} also held "
+            f"{safe_text(', '.join(extra[:6]))}{' ...' if len(extra) > 6 else ''}, which OUT "
+            "does not."
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.engine.checkpoints.tensor_data import expansion_bytes
+from workbench.engine.checkpoints.tensor_data import expansion_bytes, has_storage
 from workbench.engine.errors import CheckpointError
 from workbench.engine.safe_text import safe_text
 
@@ -118,10 +118,9 @@ def check_tensors(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], data_
     for key, tensor in tensors:
         if tensor.layout != torch.strided or tensor.device.type == "meta":
             continue
-        try:
-            storage = tensor.untyped_storage()
-        except (RuntimeError, NotImplementedError):
+        if not has_storage(tensor):
             continue  # a subclass without data: nothing to allocate
+        storage = tensor.untyped_storage()
         if storage.nbytes():
             storages[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
         extra = expansion_bytes(tensor)

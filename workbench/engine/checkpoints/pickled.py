@@ -118,10 +118,14 @@ def _scan_failure(path: Path, exc: PickleScanError) -> CheckpointError:
 
 
 def refusal(
-    scanned: ScannedPickle, trust_file: str | Path | None, *, trust_hint: bool = True
+    scanned: ScannedPickle,
+    trust_file: str | Path | None,
+    *,
+    trust_hint: bool = True,
+    verdict: str = "refused to open.",
 ) -> UnsafeCheckpointError:
     path = scanned.path
-    parts = [f"{shown(path)}: refused to open."]
+    parts = [f"{shown(path)}: {verdict}"]
     if scanned.unsafe:
         listed = "\n".join(f"  - {name}" for name in scanned.unsafe)
         parts.append(
@@ -228,7 +232,8 @@ def read_weights_only(path: str | Path) -> Any:
         )
     scanned = scan_pickled(path, kind)
     if scanned.refused:
-        raise refusal(scanned, None, trust_hint=False)
+        verdict = "cannot be resumed from: it is not a safe Torch Workbench checkpoint."
+        raise refusal(scanned, None, trust_hint=False, verdict=verdict)
     loaded, _ = load_scanned(scanned, mmap=False)
     budget.check_tensors(path, iter_tensors(loaded), scanned.data_bytes)
     return loaded

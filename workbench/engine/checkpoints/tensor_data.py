@@ -45,16 +45,11 @@ def iter_chunks(
     tensor: torch.Tensor, chunk: int = CHUNK, stop: threading.Event | None = None
 ) -> Iterator[torch.Tensor]:
     """The values in row-major order as 1-D pieces of at most `chunk` elements; a strided or
-    expanded view is copied one piece at a time, never as a whole."""
+    expanded view is copied one piece at a time, never as a whole. The pieces depend on the
+    shape alone, so two tensors of one shape can be walked side by side."""
     check_stop(stop)
     if tensor.dim() == 0 or tensor.numel() <= chunk:
         yield tensor.reshape(-1)
-        return
-    if tensor.is_contiguous():
-        flat = tensor.view(-1)
-        for start in range(0, flat.numel(), chunk):
-            check_stop(stop)
-            yield flat[start : start + chunk]
         return
     row = tensor.numel() // tensor.shape[0]
     rows = chunk // row
@@ -76,7 +71,7 @@ def unreadable_reason(tensor: torch.Tensor) -> str | None:
         return f"a sparse tensor ({layout}); its values are not laid out as a dense array"
     if tensor.is_quantized:
         return None
-    if not _has_storage(tensor):
+    if not has_storage(tensor):
         return "a tensor without data (a tensor subclass that keeps its values elsewhere)"
     if not numeric_dtype(tensor.dtype):
         name = str(tensor.dtype).removeprefix("torch.")
@@ -121,7 +116,7 @@ def numeric_dtype(dtype: torch.dtype) -> bool:
     return True
 
 
-def _has_storage(tensor: torch.Tensor) -> bool:
+def has_storage(tensor: torch.Tensor) -> bool:
     try:
         tensor.untyped_storage()
     except (RuntimeError, NotImplementedError):
