@@ -120,18 +120,32 @@ def _as_float64(left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def _same_unreadable(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Meta tensors of one shape and dtype hold nothing that could differ; for the rest
-    (sparse, unconvertible dtypes) only identical bytes count as the same."""
-    if a.dtype != b.dtype or a.layout != b.layout:
+    """Meta tensors of one shape and dtype hold nothing that could differ; sparse tensors are
+    the same when their stored parts are; other unreadable dtypes when their bytes are."""
+    if a.dtype != b.dtype or a.layout != b.layout or a.device.type != b.device.type:
         return False
-    if a.device.type == "meta" and b.device.type == "meta":
+    if a.device.type == "meta":
         return True
-    if a.layout != torch.strided or a.device.type == "meta" or b.device.type == "meta":
-        return False
     try:
-        return _same_bits(a, b, None)
-    except (RuntimeError, NotImplementedError):
+        parts_a, parts_b = _stored_parts(a), _stored_parts(b)
+        return all(
+            x.shape == y.shape and x.dtype == y.dtype and _same_bits(x, y, None)
+            for x, y in zip(parts_a, parts_b, strict=True)
+        )
+    except (RuntimeError, NotImplementedError, TypeError):
         return False
+
+
+def _stored_parts(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """What a tensor stores: itself when dense, its index and value tensors when sparse."""
+    layout = tensor.layout
+    if layout == torch.strided:
+        return [tensor]
+    if layout == torch.sparse_coo:
+        return [tensor._indices(), tensor._values()]
+    if layout in (torch.sparse_csr, torch.sparse_bsr):
+        return [tensor.crow_indices(), tensor.col_indices(), tensor.values()]
+    return [tensor.ccol_indices(), tensor.row_indices(), tensor.values()]
 
 
 def _relative(diff_sq: float, base_sq: float) -> float:

@@ -44,6 +44,7 @@ _TRUNCATION_MARKERS = (
     "ran out of input",
     "truncated",
 )
+_MISMATCH_MARKERS = ("resize storage that is not resizable", "record size", "wrong byte size")
 _ALLOCATION_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory")
 
 
@@ -90,13 +91,15 @@ def scan_pickled(path: Path, kind: str) -> ScannedPickle:
         raise CheckpointError(
             f"{shown(path)}: the file is truncated or damaged ({_first_line(exc)}). {DAMAGED}"
         ) from exc
+    unsafe = unsafe_globals(names)
+    allocating = [name for name in allocating_globals(names) if name not in unsafe]
     return ScannedPickle(
         path,
         kind,
         data_bytes,
         can_mmap,
-        tuple(safe_text(name) for name in unsafe_globals(names)),
-        tuple(safe_text(name) for name in allocating_globals(names)),
+        tuple(safe_text(name) for name in unsafe),
+        tuple(safe_text(name) for name in allocating),
     )
 
 
@@ -137,7 +140,7 @@ def refusal(
         listed = "\n".join(f"  - {name}" for name in scanned.allocating)
         parts.append(
             "Its pickle calls these constructors, which can ask for any amount of memory while "
-            f"the file is read and which torch.save never writes for tensors:\n{listed}"
+            f"the file is read and which torch.save never writes for tensors:\n{listed}\n"
         )
     if trust_hint:
         parts.append(
@@ -151,7 +154,10 @@ def refusal(
     )
     if trust_file is not None:
         parts.append(f"(trust was given for {shown(trust_file)}, which is not this file.)")
-    return UnsafeCheckpointError(" ".join(parts), path, scanned.refused)
+    message = ""
+    for part in parts:  # a space between sentences, none after a list's last line
+        message += part if not message or message.endswith("\n") else " " + part
+    return UnsafeCheckpointError(message, path, scanned.refused)
 
 
 def load_scanned(scanned: ScannedPickle, *, mmap: bool) -> tuple[Any, dict[int, str]]:
@@ -189,7 +195,7 @@ def load_failure(path: Path, exc: BaseException) -> CheckpointError:
             "a checkpoint that fits on disk never needs this, so it is crafted or damaged. "
             "Nothing was kept."
         )
-    if "resize storage that is not resizable" in lowered or "record size" in lowered:
+    if any(marker in lowered for marker in _MISMATCH_MARKERS):
         return CheckpointError(
             f"{shown(path)}: a tensor in it needs more data than the file stores for it "
             f"({detail}). The file is damaged or crafted; get the original."
