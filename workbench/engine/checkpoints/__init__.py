@@ -55,10 +55,10 @@ from workbench.engine.checkpoints.saving import save_state_dict
 from workbench.engine.checkpoints.tensor_data import AnalysisCancelled
 
 __all__ = [
-    "AnalysisCancelled",
     "COMPILE_PREFIX",
     "MODEL_PREFIX",
     "MODULE_PREFIX",
+    "AnalysisCancelled",
     "Checkpoint",
     "CheckpointDiff",
     "Edit",
