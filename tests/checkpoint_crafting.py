@@ -180,30 +180,44 @@ def status(field):
             return int(line.split()[1]) * 1024
     raise KeyError(field)
 
-with open("/proc/self/clear_refs", "w") as handle:
-    handle.write("5")
-before = status("VmRSS")
-start = time.perf_counter()
-code = main(sys.argv[1:])
-print(json.dumps({"code": code, "seconds": time.perf_counter() - start,
-                  "peak_growth": status("VmHWM") - before}))
+for command in json.loads(sys.argv[1]):
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    before = status("VmRSS")
+    start = time.perf_counter()
+    code = main(command)
+    figures = {"code": code, "seconds": time.perf_counter() - start,
+               "peak_growth": status("VmHWM") - before}
+    print(json.dumps(figures), file=sys.stderr)  # after the command's own error lines
 """
 
 
 @dataclass(frozen=True)
 class Measured:
     code: int
-    stderr: str
+    stderr: str  # what this command wrote to stderr
     seconds: float
     peak_growth: int  # bytes of resident memory above what the imports took
 
 
-def run_cli_measured(*argv: object) -> Measured:
-    """Run `workbench ARGV` in a fresh interpreter; peak RSS is reset after the imports."""
+def run_cli_measured(*commands: list[object]) -> list[Measured]:
+    """Run each `workbench COMMAND` in one fresh interpreter, one after the other; the peak
+    resident memory is reset after the imports and between commands (Linux only)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    argv = json.dumps([[str(part) for part in command] for command in commands])
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE, *map(str, argv)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [sys.executable, "-c", MEASURE, argv],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
     )  # fmt: skip
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return Measured(figures["code"], result.stderr, figures["seconds"], figures["peak_growth"])
+    assert result.returncode == 0, result.stderr
+    measured, errors = [], ""
+    for line in result.stderr.splitlines(keepends=True):
+        if line.startswith('{"code"'):
+            figures = json.loads(line)
+            measured.append(
+                Measured(figures["code"], errors, figures["seconds"], figures["peak_growth"])
+            )
+            errors = ""
+        else:
+            errors += line
+    return measured
