@@ -158,17 +158,18 @@ def _no_tensors(path: Path, loaded: object) -> CheckpointError:
 def _open_safetensors(path: Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            # safetensors keeps no key order; numbers in natural order put layer10 after layer9.
-            keys = sorted(handle.keys(), key=natural_key)
-            state_dict = {key: handle.get_tensor(key) for key in keys}
+            names = handle.keys()  # a safe_open handle is not itself iterable
+            tensors = {key: handle.get_tensor(key) for key in names}
             header = handle.metadata() or {}
     except Exception as exc:  # whatever safetensors trips on is the file's fault
         raise CheckpointError(
             f"{shown(path)}: the safetensors file is damaged ({safe_text(_first_line(exc))}). "
             f"{DAMAGED}"
         ) from exc
-    if not state_dict:
+    if not tensors:
         raise CheckpointError(f"{shown(path)}: the safetensors file holds no tensors.")
+    # safetensors keeps no key order; numbers in natural order put layer10 after layer9.
+    state_dict = {key: tensors[key] for key in sorted(tensors, key=natural_key)}
     shown_header = {safe_text(key): safe_text(value) for key, value in header.items()}
     metadata: dict[str, Any] = {"safetensors_metadata": shown_header} if header else {}
     return Checkpoint(
@@ -229,5 +230,6 @@ def _child_environment() -> dict[str, str]:
 
 
 def natural_key(key: str) -> list[tuple[int, int | str]]:
-    """Sort key that orders `layer2` before `layer10`."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", key)]
+    """Sort key that orders `layer2` before `layer10` (ASCII digits only: `²` is text)."""
+    parts = re.split(r"([0-9]+)", key)
+    return [(0, int(part)) if index % 2 else (1, part) for index, part in enumerate(parts)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import typing
 from collections.abc import Iterator, Mapping
@@ -34,6 +35,7 @@ _MAX_DEPTH = 5
 _MAX_ITEMS = 20
 _MAX_TEXT = 200
 _MAX_NODES = 2000
+_MAX_CHILDREN = 200  # of one container searched for nested state_dicts
 
 
 @dataclass(frozen=True)
@@ -109,23 +111,27 @@ def state_dict_candidates(
     loaded: Mapping[Any, Any],
 ) -> list[tuple[str, Mapping[str, torch.Tensor]]]:
     """Every mapping of tensors nested anywhere in `loaded` (a state_dict under `model_state`,
-    `generator`, ...), with its dotted key path; optimizer states are not weights, skipped."""
+    `generator`, ...), with its dotted key path; optimizer states are not weights, skipped.
+    Each container is visited once, at most _MAX_NODES of them (pickles can be cyclic)."""
     found: list[tuple[str, Mapping[str, torch.Tensor]]] = []
     pending: list[tuple[str, Any, int]] = [("", loaded, 0)]
-    while pending and len(found) <= _MAX_ITEMS:
+    seen: set[int] = set()
+    while pending and len(seen) < _MAX_NODES and len(found) <= _MAX_ITEMS:
         prefix, value, depth = pending.pop()
-        if depth > _MAX_DEPTH or _is_optimizer_state(value):
+        if id(value) in seen or depth > _MAX_DEPTH or _is_optimizer_state(value):
             continue
+        seen.add(id(value))
         if depth and is_state_dict(value):
             found.append((prefix, value))
             continue
         if isinstance(value, Mapping):
-            children = [(str(k), v) for k, v in value.items() if isinstance(k, str | int)]
+            items = itertools.islice(value.items(), _MAX_CHILDREN)
+            children = [(str(k), v) for k, v in items if isinstance(k, str | int)]
         elif isinstance(value, list | tuple):
-            children = [(str(i), v) for i, v in enumerate(value)]
+            children = [(str(i), v) for i, v in enumerate(value[:_MAX_CHILDREN])]
         else:
             continue
-        for name, child in reversed(children[: _MAX_ITEMS * 50]):
+        for name, child in reversed(children):
             if isinstance(child, Mapping | list | tuple):
                 pending.append((f"{prefix}.{name}" if prefix else name, child, depth + 1))
     return found
