@@ -64,22 +64,33 @@ def format_bytes(count: int) -> str:
 class ZipPlan:
     """What the zip directory of a torch.save archive declares, checked against the limits."""
 
-    data_pickle: str  # member name of the pickle (`archive/data.pkl`)
+    data_pickle: bytes  # the pickle (`archive/data.pkl`), read once its size was checked
     data_bytes: int  # bytes of tensor data the archive can provide (uncompressed records)
     compressed: bool  # some record is deflated: its tensors cannot be memory-mapped
 
 
 def plan_zip(path: Path, file_size: int) -> ZipPlan:
-    """Check every member's declared size before a byte of it is inflated."""
+    """Check every member's declared size before a byte of it is inflated; then read the
+    pickle (at most its declared size)."""
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
-    pickles = [info for info in infos if info.filename.endswith("data.pkl")]
+        _check_members(path, infos, file_size)
+        pickle_info = next(info for info in infos if info.filename.endswith("data.pkl"))
+        with archive.open(pickle_info) as member:
+            data_pickle = member.read()
+    deflated_records = any(
+        "/data/" in i.filename and i.compress_type != zipfile.ZIP_STORED for i in infos
+    )
+    return ZipPlan(data_pickle, sum(i.file_size for i in infos), deflated_records)
+
+
+def _check_members(path: Path, infos: list[zipfile.ZipInfo], file_size: int) -> None:
     inflated = sum(i.file_size for i in infos if i.compress_type != zipfile.ZIP_STORED)
     allowed = min(memory_budget(), max(MIN_INFLATED_ALLOWANCE, INFLATION_FACTOR * file_size))
     if inflated > allowed:
         biggest = max(infos, key=lambda i: i.file_size if i.compress_type else 0)
         raise CheckpointError(
-            f"{path}: a {format_bytes(file_size)} zip archive whose members declare "
+            f"{safe_text(path)}: a {format_bytes(file_size)} zip archive whose members declare "
             f"{format_bytes(inflated)} once unpacked ({safe_text(biggest.filename)}: "
             f"{format_bytes(biggest.file_size)}), more than the {format_bytes(allowed)} allowed "
             "for it. A checkpoint written by torch.save is never compressed like this: the "
@@ -91,20 +102,10 @@ def plan_zip(path: Path, file_size: int) -> ZipPlan:
             or info.header_offset + info.compress_size > file_size
         ):
             raise CheckpointError(
-                f"{path}: the zip member {safe_text(info.filename)} declares "
+                f"{safe_text(path)}: the zip member {safe_text(info.filename)} declares "
                 f"{format_bytes(info.file_size)} but the archive cannot hold it (truncated or "
                 "damaged). Copy or download the file again."
             )
-    deflated_records = any(
-        "/data/" in i.filename and i.compress_type != zipfile.ZIP_STORED for i in infos
-    )
-    return ZipPlan(pickles[0].filename, sum(i.file_size for i in infos), deflated_records)
-
-
-def read_member(path: Path, name: str) -> bytes:
-    """One zip member, already checked by plan_zip, read at most to its declared size."""
-    with zipfile.ZipFile(path) as archive, archive.open(name) as member:
-        return member.read()
 
 
 def check_tensors(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], data_bytes: int) -> None:
@@ -113,23 +114,23 @@ def check_tensors(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], data_
     `data_bytes`: the tensor data the file really holds (its size, or what its zip records
     unpack to). Storages are counted once however many keys share them (tied weights).
     """
-    storages: dict[tuple[int, int], int] = {}
+    storages: dict[int, int] = {}  # data pointer -> bytes
     expanded: list[tuple[str, torch.Tensor, int]] = []
     for key, tensor in tensors:
-        if tensor.layout != torch.strided or tensor.device.type == "meta":
-            continue
-        if not has_storage(tensor):
-            continue  # a subclass without data: nothing to allocate
+        if tensor.layout is not torch.strided or tensor.is_meta or not has_storage(tensor):
+            continue  # sparse parts are tensors of their own; meta and subclasses hold nothing
         storage = tensor.untyped_storage()
-        if storage.nbytes():
-            storages[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
-        extra = expansion_bytes(tensor)
-        if extra:
-            expanded.append((key, tensor, extra))
+        nbytes = storage.nbytes()
+        if nbytes:
+            storages[storage.data_ptr()] = max(nbytes, storages.get(storage.data_ptr(), 0))
+        if not tensor.is_contiguous():  # a contiguous tensor never reads an element twice
+            extra = expansion_bytes(tensor)
+            if extra:
+                expanded.append((key, tensor, extra))
     stored = sum(storages.values())
     if stored > data_bytes + _SLACK:
         raise CheckpointError(
-            f"{path}: its tensors declare {format_bytes(stored)} of storage, but the file holds "
+            f"{safe_text(path)}: its tensors declare {format_bytes(stored)} of storage, but the file holds "
             f"only {format_bytes(data_bytes)} of data: the pickle builds or resizes storages "
             "beyond what it stores (a crafted or corrupted file). It was not opened; get the "
             "original file or re-save the weights from the source."
@@ -144,7 +145,7 @@ def _check_views(path: Path, expanded: list[tuple[str, torch.Tensor, int]], stor
         return
     key, tensor, _ = max(expanded, key=lambda item: item[2])
     raise CheckpointError(
-        f"{path}: its tensors are views that repeat {format_bytes(stored)} of stored values as "
+        f"{safe_text(path)}: its tensors are views that repeat {format_bytes(stored)} of stored values as "
         f"{format_bytes(stored + extra)} (e.g. {safe_text(key)!r}: shape {list(tensor.shape)}, "
         f"strides {list(tensor.stride())}); statistics, casts or a .safetensors copy would "
         f"need {format_bytes(extra)} more than the file, over the {format_bytes(allowed)} "

@@ -95,12 +95,14 @@ def globals_in_pickle(stream: IO[bytes], size: int | None = None) -> list[str]:
         here = stream.tell()
         size = stream.seek(0, io.SEEK_END) - here
         stream.seek(here)
-    bounded = BoundedReader(stream, size)
+    # Bytes in memory answer a read of 2**62 with what is left; a file would allocate first.
+    reader = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, size)
+    start = reader.tell()
     found: list[str] = []
     strings: list[str] = []
     memo: dict[object, str] = {}
     try:
-        for opcode, arg, _ in pickletools.genops(typing.cast(IO[bytes], bounded)):
+        for opcode, arg, _ in pickletools.genops(typing.cast(IO[bytes], reader)):
             name = opcode.name
             if name in ("GLOBAL", "INST"):
                 found.append(str(arg).replace(" ", ".", 1))
@@ -123,7 +125,7 @@ def globals_in_pickle(stream: IO[bytes], size: int | None = None) -> list[str]:
         # genops reports both a cut-off stream and a bad opcode as ValueError; only the first
         # leaves nothing unread.
         reason = str(exc) or "the pickle ends early"
-        raise PickleScanError(reason, truncated=bounded.exhausted) from exc
+        raise PickleScanError(reason, truncated=reader.tell() - start >= size) from exc
     return found
 
 

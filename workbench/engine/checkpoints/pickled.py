@@ -79,7 +79,7 @@ def scan_pickled(path: Path, kind: str) -> ScannedPickle:
     try:
         if kind == FORMAT_ZIP:
             plan = budget.plan_zip(path, size)
-            names = globals_in_pickle_bytes(budget.read_member(path, plan.data_pickle))
+            names = globals_in_pickle_bytes(plan.data_pickle)
             data_bytes, can_mmap = plan.data_bytes, not plan.compressed
         else:
             with open(path, "rb") as stream:
