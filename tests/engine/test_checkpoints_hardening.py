@@ -99,6 +99,25 @@ def test_a_re_zipped_checkpoint_opens_without_mmap(tmp_path: Path) -> None:
     assert torch.equal(open_checkpoint(deflated).state_dict["w"], torch.arange(1000.0))
 
 
+def test_a_zip_member_that_does_not_read_back_is_named(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.pth"
+    torch.save({"w": torch.arange(1000.0)}, plain)
+    data = bytearray(plain.read_bytes())
+    pickle_start = data.index(b"\x80\x02}")  # the stored data.pkl
+    data[pickle_start + 5] ^= 0xFF  # flip a byte of the pickle: its CRC no longer matches
+    bad_crc = tmp_path / "bad_crc.pth"
+    bad_crc.write_bytes(bytes(data))
+    refused(bad_crc, "truncated or damaged")
+    deflated = tmp_path / "deflated.pth"
+    with zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", data_pickle({"w": 1}))
+        archive.writestr("archive/version", "3\n")
+    raw = bytearray(deflated.read_bytes())
+    raw[40:44] = b"\xff\xff\xff\xff"  # inside the deflate stream of data.pkl
+    deflated.write_bytes(bytes(raw))
+    refused(deflated, "truncated or damaged")
+
+
 def test_stride_0_views_past_the_budget_are_refused_with_the_key(tmp_path: Path) -> None:
     path = write_torch_zip(
         tmp_path / "stride0.pth", {"w": View(Storage("0", 1), (10**9,), (0,))}, {"0": FLOATS[:4]}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ _TRUNCATION_MARKERS = (
     "ran out of input",
     "truncated",
 )
+# How zipfile reports a member it cannot read: bad CRC or headers, broken deflate data,
+# encryption or an unknown compression method.
+_ZIP_DAMAGE = (
+    OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError
+)  # fmt: skip
 _MISMATCH_MARKERS = ("resize storage that is not resizable", "record size", "wrong byte size")
 _ALLOCATION_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory")
 
@@ -87,9 +94,10 @@ def scan_pickled(path: Path, kind: str) -> ScannedPickle:
             data_bytes, can_mmap = size, False
     except PickleScanError as exc:
         raise _scan_failure(path, exc) from exc
-    except (OSError, EOFError, ValueError) as exc:  # zipfile reports damage as these
+    except _ZIP_DAMAGE as exc:  # a member that cannot be read back as its directory says
         raise CheckpointError(
-            f"{shown(path)}: the file is truncated or damaged ({_first_line(exc)}). {DAMAGED}"
+            f"{shown(path)}: the file is truncated or damaged ({safe_text(_first_line(exc))}). "
+            f"{DAMAGED}"
         ) from exc
     unsafe = unsafe_globals(names)
     allocating = [name for name in allocating_globals(names) if name not in unsafe]
