@@ -20,7 +20,8 @@ from pathlib import Path
 
 import workbench.commands
 from workbench import __version__
-from workbench.engine.errors import WorkbenchError, printable
+from workbench.engine.errors import WorkbenchError
+from workbench.engine.safe_text import safe_text
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl+C
@@ -112,7 +113,7 @@ def _main(argv: list[str], interrupted: list[bool]) -> int:
     try:
         return _run(argv)
     except WorkbenchError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
+        print(f"error: {safe_text(str(exc), multiline=True)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         _silence_stdout()  # `workbench datasets | head -1`: the reader has all it wanted
@@ -127,7 +128,7 @@ def _main(argv: list[str], interrupted: list[bool]) -> int:
         if os.environ.get("WORKBENCH_DEBUG"):
             raise
         print(
-            f"error: unexpected {type(exc).__name__}: {printable(str(exc))}\n"
+            f"error: unexpected {type(exc).__name__}: {safe_text(str(exc), multiline=True)}\n"
             "(set WORKBENCH_DEBUG=1 for the full traceback, and please report it)",
             file=sys.stderr,
         )

@@ -9,7 +9,9 @@ TRUST_HELP = (
 
 
 def trust_warning(path: str) -> str:
+    from workbench.engine.safe_text import safe_text
+
     return (
-        f"warning: --trust-this-file: if {path} needs code to load, a separate Python process "
+        f"warning: --trust-this-file: if {safe_text(path)} needs code to load, a separate Python process "
         "runs that code with your permissions; only its tensors are kept."
     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.commands._trust import TRUST_HELP, trust_warning
 from workbench.engine.errors import CheckpointError
+from workbench.engine.safe_text import safe_text
 
 if TYPE_CHECKING:
     from workbench.engine.checkpoints import Checkpoint
@@ -81,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
     edited, outcomes = apply_edits(checkpoint.state_dict, args.edits)
     for outcome in outcomes:
         print(outcome.summary())
-        changes = [f"  {old} -> {new}" for old, new in outcome.renamed]
-        changes += [f"  deleted {key}" for key in outcome.dropped]
-        changes += [f"  cast {key}" for key in outcome.cast]
+        changes = [f"  {safe_text(old)} -> {safe_text(new)}" for old, new in outcome.renamed]
+        changes += [f"  deleted {safe_text(key)}" for key in outcome.dropped]
+        changes += [f"  cast {safe_text(key)}" for key in outcome.cast]
         print("\n".join(changes[:_SHOWN_CHANGES]))
         if len(changes) > _SHOWN_CHANGES:
             print(f"  ... {len(changes) - _SHOWN_CHANGES} more")
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print("dry run: nothing written")
         return 0
     save_state_dict(edited, output)
-    print(f"wrote {output} ({len(edited)} keys, {format_bytes(output.stat().st_size)})")
+    size = format_bytes(output.stat().st_size)
+    print(f"wrote {safe_text(output)} ({len(edited)} keys, {size})")
     _note_dropped_metadata(checkpoint)
     return 0
 
@@ -125,6 +127,7 @@ def _note_dropped_metadata(checkpoint: Checkpoint) -> None:
     extra = [key for key in checkpoint.metadata if key != "safetensors_metadata"]
     if extra:
         print(
-            f"note: only the state_dict was written; {checkpoint.path} also held "
-            f"{', '.join(extra[:6])}{' ...' if len(extra) > 6 else ''}, which OUT does not."
+            f"note: only the state_dict was written; {safe_text(checkpoint.path)} also held "
+            f"{safe_text(', '.join(extra[:6]))}{' ...' if len(extra) > 6 else ''}, which OUT "
+            "does not."
         )

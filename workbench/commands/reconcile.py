@@ -11,6 +11,7 @@ from workbench.commands._trust import TRUST_HELP, trust_warning
 from workbench.engine.errors import CheckpointError
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.presets import resolve_experiment_path
+from workbench.engine.safe_text import safe_text
 
 if TYPE_CHECKING:
     from torch import nn
@@ -58,10 +59,14 @@ def run(args: argparse.Namespace) -> int:
         print("not written: the suggested renames do not make the file fit", file=sys.stderr)
         return 1
     fixed = apply_renames(checkpoint.state_dict, result)
-    load_strict(model, fixed)  # the proof the written file will load
+    try:
+        load_strict(model, fixed)  # the proof the written file will load
+    except CheckpointError as exc:
+        raise CheckpointError(f"{safe_text(args.file)}: {exc}") from None
     assert output is not None
     save_state_dict(fixed, output)
-    print(f"wrote {output}: {len(result.suggested_renames)} keys renamed; strict load passed")
+    renamed = len(result.suggested_renames)
+    print(f"wrote {safe_text(output)}: {renamed} keys renamed; strict load passed")
     return 0
 
 

@@ -46,21 +46,5 @@ class OutputError(WorkbenchError):
     """An output folder or file cannot be written (read-only, under a file, disk full, ...)."""
 
 
-_INVISIBLE = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
-
-
-def printable(text: str) -> str:
-    """`text` safe for a terminal or a dialog: control characters (ANSI escapes) and bidi
-    overrides that came from a file are shown as `\\x1b`-style escapes instead of acting."""
-
-    def shown(char: str) -> str:
-        code = ord(char)
-        if char in "\n\t" or not (code < 0x20 or 0x7F <= code < 0xA0 or code in _INVISIBLE):
-            return char
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return "".join(shown(char) for char in text)
-
-
 class OutOfMemoryTrainingError(TrainingError):
     """A run ran out of device memory; `--oom-rescue` goes on with smaller micro-batches."""

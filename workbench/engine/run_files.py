@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from workbench.engine.atomic import atomic_write, atomic_write_text
+from workbench.engine.checkpoints.pickled import read_weights_only
 from workbench.engine.errors import CheckpointError, OutputError
 from workbench.engine.experiment import Experiment, dump_experiment
 
@@ -171,20 +172,14 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Open a checkpoint.pt for resuming, safely (weights_only) and with a clear error."""
+    """Open a checkpoint.pt for resuming through the checkpoint reader: structure and size
+    budgets checked first, weights-only, every failure a CheckpointError naming the file."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(
             f"{path}: no such checkpoint; pass the checkpoint.pt of an earlier run"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: cannot be resumed from: it is not a safe Torch Workbench checkpoint "
-            f"({first_line})"
-        ) from None
+    state = read_weights_only(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: not a Torch Workbench checkpoint.pt (no '{CHECKPOINT_FORMAT}' marker); "

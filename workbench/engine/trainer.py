@@ -194,7 +194,16 @@ class Trainer:
         self.with_accuracy = reports_accuracy(train.loss, self.built.output_shape[-1])
         self.early_stopping = EarlyStopping.from_spec(train.early_stopping)
         if self.resume_from is not None:
-            self._restore(load_run_checkpoint(self.resume_from))
+            state = load_run_checkpoint(self.resume_from)
+            try:
+                self._restore(state)
+            except (LookupError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+                detail = (str(exc).strip().splitlines() or [""])[0][:160]
+                raise TrainingError(
+                    f"{self.resume_from}: cannot resume from it ({type(exc).__name__}: {detail}): "
+                    "it is not a checkpoint.pt as `workbench train` writes it; resume from the "
+                    "checkpoint.pt of an earlier run"
+                ) from None
         self._prepared = True
 
     def _restore(self, state: dict[str, Any]) -> None:

@@ -11,7 +11,8 @@ from types import TracebackType
 from PySide6.QtCore import QStandardPaths, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
-from workbench.engine.errors import WorkbenchError, printable
+from workbench.engine.errors import WorkbenchError
+from workbench.engine.safe_text import safe_text
 
 EXIT_INTERRUPTED = 130  # as the command line ends on Ctrl+C
 
@@ -25,12 +26,16 @@ def error_log_path() -> Path:
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
     """A short message, shown as plain text (text from a file never renders as HTML)."""
     box = QMessageBox(
-        QMessageBox.Icon.Critical, title, printable(message), QMessageBox.StandardButton.Ok, parent
+        QMessageBox.Icon.Critical,
+        title,
+        safe_text(message, multiline=True),
+        QMessageBox.StandardButton.Ok,
+        parent,
     )
     box.setObjectName("errorDialog")
     box.setTextFormat(Qt.TextFormat.PlainText)
     if details:
-        box.setDetailedText(printable(details))
+        box.setDetailedText(safe_text(details, multiline=True))
     if QApplication.platformName() == "offscreen":
         box.show()  # tests inspect it without blocking
         return
@@ -73,7 +78,7 @@ def handle_exception(
         )
         message = f"{message}\n\n{where}"
     if not isinstance(app, QApplication):
-        print(printable(message), file=sys.stderr)
+        print(safe_text(message, multiline=True), file=sys.stderr)
         return
     show_error(_dialog_parent(app), "Torch Workbench", message)
 

@@ -52,11 +52,13 @@ from workbench.engine.checkpoints.reconcile import (
     suggest_renames,
 )
 from workbench.engine.checkpoints.saving import save_state_dict
+from workbench.engine.checkpoints.tensor_data import AnalysisCancelled
 
 __all__ = [
     "COMPILE_PREFIX",
     "MODEL_PREFIX",
     "MODULE_PREFIX",
+    "AnalysisCancelled",
     "Checkpoint",
     "CheckpointDiff",
     "Edit",

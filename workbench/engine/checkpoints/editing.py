@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from workbench.engine.checkpoints.tensor_data import cast_view
 from workbench.engine.errors import CheckpointError
+from workbench.engine.safe_text import safe_text
 
 StateDict = dict[str, torch.Tensor]
 
@@ -227,12 +229,28 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
 
 
 def cast_floating(state_dict: Mapping[str, torch.Tensor], dtype: str | torch.dtype) -> StateDict:
-    """Cast floating-point tensors to `dtype`; integer/bool buffers (num_batches_tracked) stay."""
+    """Cast floating-point tensors to `dtype`; integer/bool buffers (num_batches_tracked) stay.
+
+    Expanded views are cast through their storage (they stay views). A floating dtype torch
+    cannot convert (float4_e2m1fn_x2) raises CheckpointError naming the key.
+    """
     target = parse_dtype(dtype)
     return {
-        key: tensor.to(target) if tensor.is_floating_point() else tensor
+        key: _cast(key, tensor, target) if tensor.is_floating_point() else tensor
         for key, tensor in state_dict.items()
     }
+
+
+def _cast(key: str, tensor: torch.Tensor, target: torch.dtype) -> torch.Tensor:
+    try:
+        return cast_view(tensor, target)
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        name = str(tensor.dtype).removeprefix("torch.")
+        raise CheckpointError(
+            f"cast: {key!r} is {name}, which PyTorch cannot convert to "
+            f"{str(target).removeprefix('torch.')} ({safe_text(str(exc).splitlines()[0])}). "
+            f"Drop it first (--drop {safe_text(key)}) or leave out --cast."
+        ) from exc
 
 
 def keys_cast_by(state_dict: Mapping[str, torch.Tensor], dtype: str | torch.dtype) -> list[str]:

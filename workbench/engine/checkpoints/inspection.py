@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
+from workbench.engine.checkpoints.tensor_data import CHUNK, as_float64, iter_chunks, plain_values
+
 # Buffers that torch modules register; they are in a state_dict but are not parameters.
 BUFFER_NAMES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
-_CHUNK = 1 << 22  # elements per step, so statistics of a multi-GB tensor stay within ~32 MB
+
+_CHUNK = CHUNK  # elements per step (tests shrink it to check the chunked merge)
 
 
 @dataclass(frozen=True)
@@ -192,15 +196,23 @@ def _guess_weighted(shapes: dict[str, tuple[int, ...]]) -> str | None:
     return None
 
 
-def tensor_stats(tensor: torch.Tensor) -> TensorStats:
-    """Min, max, mean, std, zero fraction and NaN/Inf counts, in chunks (float64, Chan's merge)."""
-    flat = _flat_values(tensor)
-    numel = flat.numel()
+def tensor_stats(
+    tensor: torch.Tensor, key: str = "tensor", stop: threading.Event | None = None
+) -> TensorStats:
+    """Min, max, mean, std, zero fraction and NaN/Inf counts, in chunks (float64, Chan's merge).
+
+    A strided or expanded view is read a chunk at a time, never copied whole. `stop`: set it
+    from another thread to end the work between chunks (AnalysisCancelled). A tensor without
+    plain values (sparse, meta, a dtype torch cannot convert) raises CheckpointError naming
+    `key`.
+    """
+    values = plain_values(key, tensor, "statistics")
+    numel = values.numel()
     count = zeros = nans = infs = 0
     mean = m2 = 0.0
     low, high = math.inf, -math.inf
-    for start in range(0, numel, _CHUNK):
-        chunk = flat[start : start + _CHUNK].to(torch.float64)
+    for piece in iter_chunks(values, _CHUNK, stop):
+        chunk = as_float64(piece)
         nans += int(torch.isnan(chunk).sum())
         infs += int(torch.isinf(chunk).sum())
         zeros += int((chunk == 0).sum())
@@ -224,36 +236,33 @@ def tensor_stats(tensor: torch.Tensor) -> TensorStats:
     return TensorStats(low, high, mean, std, zero_fraction, nans, infs, numel)
 
 
-def tensor_histogram(tensor: torch.Tensor, bins: int = 50) -> Histogram:
-    """Counts of the finite values in `bins` equal-width bins between their min and max."""
+def tensor_histogram(
+    tensor: torch.Tensor,
+    bins: int = 50,
+    key: str = "tensor",
+    stop: threading.Event | None = None,
+    stats: TensorStats | None = None,
+) -> Histogram:
+    """Counts of the finite values in `bins` equal-width bins between their min and max.
+
+    `stats`: the tensor_stats already computed (saves a pass); `stop` as in tensor_stats.
+    """
     if bins < 1:
         raise ValueError("bins must be at least 1")
-    stats = tensor_stats(tensor)
+    stats = stats or tensor_stats(tensor, key, stop)
     if math.isnan(stats.min):
         return Histogram(edges=(), counts=())
     low, high = stats.min, stats.max
     if low == high:
         low, high = low - 0.5, high + 0.5
     counts = torch.zeros(bins, dtype=torch.float64)
-    flat = _flat_values(tensor)
-    for start in range(0, flat.numel(), _CHUNK):
-        chunk = flat[start : start + _CHUNK].to(torch.float64)
+    for piece in iter_chunks(plain_values(key, tensor, "histogram"), _CHUNK, stop):
+        chunk = as_float64(piece)
         chunk = chunk[torch.isfinite(chunk)]
         counts += torch.histc(chunk, bins=bins, min=low, max=high)
     step = (high - low) / bins
     edges = (*(low + step * i for i in range(bins)), high)
     return Histogram(edges=edges, counts=tuple(int(c) for c in counts.tolist()))
-
-
-def _flat_values(tensor: torch.Tensor) -> torch.Tensor:
-    tensor = tensor.detach()
-    if tensor.is_quantized:
-        tensor = tensor.dequantize()
-    if tensor.is_complex():
-        tensor = tensor.abs()
-    if tensor.dtype == torch.bool:
-        tensor = tensor.to(torch.uint8)
-    return tensor.reshape(-1)
 
 
 def _fraction(part: int, whole: int) -> float:

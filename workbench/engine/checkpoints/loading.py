@@ -1,53 +1,61 @@
-"""Open checkpoints safely: weights_only + mmap; unsafe files refused or, if trusted, read apart."""
+"""Open checkpoints safely: weights_only + mmap within budgets; unsafe files refused or read apart."""
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
-import pickletools
 import re
-import struct
 import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from workbench.engine.checkpoints.pickle_scan import (
-    PickleScanError,
-    unsafe_globals_in_legacy_file,
-    unsafe_globals_in_zip_pickle,
+from workbench.engine.checkpoints import budget
+from workbench.engine.checkpoints.detection import (
+    CHECKPOINT_SUFFIXES,
+    DAMAGED,
+    FORMAT_DESCRIPTIONS,
+    FORMAT_LEGACY,
+    FORMAT_SAFETENSORS,
+    FORMAT_ZIP,
+    detect_format,
+    shown,
 )
-from workbench.engine.checkpoints.wrappers import find_state_dict
+from workbench.engine.checkpoints.pickled import (
+    UnsafeCheckpointError,
+    load_scanned,
+    refusal,
+    scan_pickled,
+)
+from workbench.engine.checkpoints.wrappers import find_state_dict, state_dict_candidates
 from workbench.engine.errors import CheckpointError
+from workbench.engine.safe_text import safe_text
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
-FORMAT_ZIP, FORMAT_LEGACY, FORMAT_SAFETENSORS = "zip", "legacy", "safetensors"
-FORMAT_DESCRIPTIONS = {
-    FORMAT_ZIP: "PyTorch zip archive (torch.save)",
-    FORMAT_LEGACY: "PyTorch legacy pickle (torch.save before 1.6, or without the zip format)",
-    FORMAT_SAFETENSORS: "safetensors",
-}
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "FORMAT_LEGACY",
+    "FORMAT_SAFETENSORS",
+    "FORMAT_ZIP",
+    "Checkpoint",
+    "UnsafeCheckpointError",
+    "detect_format",
+    "find_unsafe_globals",
+    "natural_key",
+    "open_checkpoint",
+]
+
 # Metadata keys the trusted child process uses to hand back what it found besides the tensors.
 HANDOFF_LOCATION, HANDOFF_LAYOUT, HANDOFF_METADATA, HANDOFF_ORDER = (
     "workbench.location",
     "workbench.layout",
     "workbench.metadata",
     "workbench.key_order",
-)
-_READ_ME = (
-    "Make sure the file is a PyTorch checkpoint (.pth/.pt/.bin/.ckpt) or a .safetensors file."
-)
-_DAMAGED = (
-    "It was probably cut off while saving, downloading or copying; "
-    "copy or download it again (compare its size with the original)."
 )
 
 
@@ -70,15 +78,6 @@ class Checkpoint:
         return FORMAT_DESCRIPTIONS[self.format]
 
 
-class UnsafeCheckpointError(CheckpointError):
-    """The file would import code when unpickled; `unsafe_globals` lists what it names."""
-
-    def __init__(self, message: str, path: Path, unsafe_globals: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.path = path
-        self.unsafe_globals = unsafe_globals
-
-
 def open_checkpoint(path: str | Path, *, trust_file: str | Path | None = None) -> Checkpoint:
     """Open `path` without running any code from it.
 
@@ -92,204 +91,45 @@ def open_checkpoint(path: str | Path, *, trust_file: str | Path | None = None) -
     kind = detect_format(path)
     if kind == FORMAT_SAFETENSORS:
         return _open_safetensors(path)
-    unsafe = find_unsafe_globals(path, kind)
-    if unsafe:
+    scanned = scan_pickled(path, kind)
+    if scanned.refused:
         if _is_trusted(path, trust_file):
             return _open_in_subprocess(path, kind)
-        raise _refusal(path, unsafe, trust_file)
-    return _open_weights_only(path, kind, trust_file)
-
-
-def find_unsafe_globals(path: str | Path, kind: str | None = None) -> list[str]:
-    """The globals (`module.name`) a pickled checkpoint needs beyond what weights_only allows."""
-    path = Path(path)
-    kind = kind or detect_format(path)
-    if kind == FORMAT_SAFETENSORS:
-        return []
-    try:
-        if kind == FORMAT_ZIP:
-            return unsafe_globals_in_zip_pickle(_zip_data_pickle(path))
-        with open(path, "rb") as stream:
-            return unsafe_globals_in_legacy_file(stream)
-    except PickleScanError as exc:
-        raise CheckpointError(
-            f"{path}: the file is truncated or damaged ({exc}). {_DAMAGED}"
-        ) from exc
-
-
-def detect_format(path: Path) -> str:
-    """Tell the format from the bytes, not the suffix; explain anything that is not a checkpoint."""
-    if not path.exists():
-        hint = _similar_files_hint(path)
-        raise CheckpointError(f"{path}: no such file.{hint}")
-    if path.is_dir():
-        raise CheckpointError(
-            f"{path}: is a folder, not a checkpoint file. Pass the file inside it."
-        )
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: the file is empty (0 bytes). {_DAMAGED}")
-    with open(path, "rb") as stream:
-        head = stream.read(512)
-    if head.startswith(b"PK\x03\x04"):
-        _check_torch_zip(path)
-        return FORMAT_ZIP
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        _check_legacy_magic(path)
-        return FORMAT_LEGACY
-    if _looks_like_safetensors(path, head, size):
-        return FORMAT_SAFETENSORS
-    raise CheckpointError(f"{path}: {_what_else_it_is(head)} {_READ_ME}")
-
-
-def _looks_like_safetensors(path: Path, head: bytes, size: int) -> bool:
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    (header_size,) = struct.unpack("<Q", head[:8])
-    if header_size > size - 8:
-        raise CheckpointError(
-            f"{path}: a safetensors file whose header says {header_size + 8} bytes or more, "
-            f"but the file has only {size}. {_DAMAGED}"
-        )
-    return True
-
-
-def _what_else_it_is(head: bytes) -> str:
-    known = {
-        b"\x89HDF": "an HDF5 file (Keras .h5?), not a PyTorch checkpoint.",
-        b"\x93NUMPY": "a NumPy .npy array, not a PyTorch checkpoint.",
-        b"\x1f\x8b": "gzip-compressed; decompress it first (gunzip) and open the result.",
-        b"version https://git-lfs": "a Git LFS pointer, not the weights; run `git lfs pull`.",
-    }
-    for magic, text in known.items():
-        if head.startswith(magic):
-            return f"the file is {text}"
-    stripped = head.lstrip()
-    if stripped[:1] == b"<":
-        return "the file is HTML or XML (a web page saved instead of the download?), not weights."
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
-    if text and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
-        first = text.strip().splitlines()[0][:60] if text.strip() else ""
-        return f"the file is text (it starts with {first!r}), not a PyTorch checkpoint."
-    return (
-        "the contents are not a PyTorch checkpoint or safetensors file "
-        f"(unrecognised first bytes {head[:8].hex(' ')})."
-    )
-
-
-def _check_torch_zip(path: Path) -> None:
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path}: the zip archive is truncated or damaged (its directory at the end is "
-            f"missing). {_DAMAGED}"
-        )
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-    if any(name.endswith("/constants.pkl") or "/code/" in name for name in names):
-        raise CheckpointError(
-            f"{path}: a TorchScript archive (torch.jit.save), not a state_dict checkpoint. "
-            "Load it with torch.jit.load in a script you trust and torch.save(model.state_dict())."
-        )
-    if not any(name.endswith("data.pkl") for name in names):
-        listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        raise CheckpointError(
-            f"{path}: a zip archive but not a PyTorch checkpoint (no data.pkl inside; it holds "
-            f"{listed}). {_READ_ME}"
-        )
-
-
-def _zip_data_pickle(path: Path) -> bytes:
-    with zipfile.ZipFile(path) as archive:
-        name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
-        try:
-            return archive.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(
-                f"{path}: the zip archive is damaged ({exc}). {_DAMAGED}"
-            ) from exc
-
-
-def _check_legacy_magic(path: Path) -> None:
-    """A legacy torch.save file starts with a pickled magic number; a plain pickle does not."""
-    try:
-        with open(path, "rb") as stream:
-            values = [arg for _, arg, _ in pickletools.genops(stream) if isinstance(arg, int)]
-    except (ValueError, EOFError):
-        values = []
-    if torch.serialization.MAGIC_NUMBER not in values:
-        raise CheckpointError(
-            f"{path}: a Python pickle, but not one written by torch.save (no PyTorch magic "
-            "number). "
-            "Re-save the weights with torch.save(model.state_dict(), path) or safetensors."
-        )
-
-
-def _is_trusted(path: Path, trust_file: str | Path | None) -> bool:
-    return trust_file is not None and Path(trust_file).resolve() == path.resolve()
-
-
-def _refusal(path: Path, unsafe: list[str], trust_file: str | Path | None) -> UnsafeCheckpointError:
-    listed = "\n".join(f"  - {name}" for name in unsafe)
-    mismatch = (
-        f"\n(trust was given for {trust_file}, which is not this file.)"
-        if trust_file is not None
-        else ""
-    )
-    message = (
-        f"{path}: refused to open. Loading it would import and run these Python objects, which "
-        f"a weights-only load does not allow:\n{listed}\n"
-        "A pickled checkpoint can run any code it names while it is read; plain weights never "
-        "need these. If you made this file yourself or trust whoever did, open it anyway with "
-        "--trust-this-file (in Python: open_checkpoint(path, trust_file=path)); it is then read "
-        "in a separate process and only its tensors are kept. Better: re-save it as a plain "
-        "state_dict (torch.save(model.state_dict(), ...)) or as .safetensors." + mismatch
-    )
-    return UnsafeCheckpointError(message, path, tuple(unsafe))
-
-
-def _open_weights_only(path: Path, kind: str, trust_file: str | Path | None) -> Checkpoint:
-    locations: dict[int, str] = {}
-
-    def remember_location(storage: Any, location: str) -> Any:
-        locations[storage.data_ptr()] = location
-        return storage
-
-    try:
-        loaded = torch.load(
-            path, map_location=remember_location, weights_only=True, mmap=kind == FORMAT_ZIP
-        )
-    except pickle.UnpicklingError as exc:
-        reason = _weights_only_reason(str(exc))
-        if reason is None:
-            raise CheckpointError(f"{path}: the file is damaged ({exc}). {_DAMAGED}") from exc
-        raise _refusal(path, [reason], trust_file) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path}: the file is truncated or damaged ({_first_line(exc)}). {_DAMAGED}"
-        ) from exc
+        raise refusal(scanned, trust_file)
+    loaded, locations = load_scanned(scanned, mmap=True)
     found = find_state_dict(loaded)
     if found is None:
         raise _no_tensors(path, loaded)
-    saved_devices = {
-        key: locations.get(tensor.untyped_storage().data_ptr(), "cpu")
-        for key, tensor in found.state_dict.items()
-    }
+    budget.check_tensors(path, found.state_dict.items(), scanned.data_bytes)
+    saved_devices = {key: _saved_device(t, locations) for key, t in found.state_dict.items()}
     return Checkpoint(
         path, kind, found.state_dict, found.location, found.layout, found.metadata, saved_devices
     )
 
 
-def _weights_only_reason(message: str) -> str | None:
-    """The global named in torch's weights_only refusal, or None when the refusal is damage."""
-    for marker in ("Unsupported global: GLOBAL ", "unsupported GLOBAL "):
-        if marker in message:
-            name = message.split(marker, 1)[1].split()[0]
-            if name not in (".", ""):
-                return name
-    return None
+def find_unsafe_globals(path: str | Path, kind: str | None = None) -> list[str]:
+    """What a pickled checkpoint imports beyond what weights_only allows, and the allowed
+    constructors that could allocate without limit: both refused unless the file is trusted."""
+    path = Path(path)
+    kind = kind or detect_format(path)
+    if kind == FORMAT_SAFETENSORS:
+        return []
+    return list(scan_pickled(path, kind).refused)
+
+
+def _saved_device(tensor: torch.Tensor, locations: dict[int, str]) -> str:
+    if tensor.device.type == "meta":
+        return "meta"
+    if tensor.layout != torch.strided:
+        return "cpu"
+    try:
+        return locations.get(tensor.untyped_storage().data_ptr(), "cpu")
+    except (RuntimeError, NotImplementedError):
+        return "cpu"
+
+
+def _is_trusted(path: Path, trust_file: str | Path | None) -> bool:
+    return trust_file is not None and Path(trust_file).resolve() == path.resolve()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -298,27 +138,40 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _no_tensors(path: Path, loaded: object) -> CheckpointError:
+    candidates = state_dict_candidates(loaded) if isinstance(loaded, dict) else []
+    if len(candidates) > 1:
+        listed = ", ".join(
+            f"'{safe_text(where)}' ({len(weights)} tensors)" for where, weights in candidates[:6]
+        )
+        return CheckpointError(
+            f"{shown(path)}: holds several sets of weights: {listed}; which one is the model's "
+            "cannot be told. Save the one you want on its own, e.g. "
+            "torch.save(torch.load(path, weights_only=True)[KEY], 'weights.pth')."
+        )
     return CheckpointError(
-        f"{path}: holds a {type(loaded).__name__} with no tensors in it, so there are no weights "
-        "to show. Expected a state_dict (a dict of tensors) or a dict holding one under "
-        "'state_dict', 'model' or 'model_state_dict'."
+        f"{shown(path)}: holds a {safe_text(type(loaded).__name__)} with no tensors in it, so "
+        "there are no weights to show. Expected a state_dict (a dict of tensors) or a dict "
+        "holding one (under 'state_dict', 'model', 'model_state' or any other key)."
     )
 
 
 def _open_safetensors(path: Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            # safetensors keeps no key order; numbers in natural order put layer10 after layer9.
-            keys = sorted(handle.keys(), key=natural_key)
-            state_dict = {key: handle.get_tensor(key) for key in keys}
+            names = handle.keys()  # a safe_open handle is not itself iterable
+            tensors = {key: handle.get_tensor(key) for key in names}
             header = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # whatever safetensors trips on is the file's fault
         raise CheckpointError(
-            f"{path}: the safetensors file is damaged ({_first_line(exc)}). {_DAMAGED}"
+            f"{shown(path)}: the safetensors file is damaged ({safe_text(_first_line(exc))}). "
+            f"{DAMAGED}"
         ) from exc
-    if not state_dict:
-        raise CheckpointError(f"{path}: the safetensors file holds no tensors.")
-    metadata: dict[str, Any] = {"safetensors_metadata": dict(header)} if header else {}
+    if not tensors:
+        raise CheckpointError(f"{shown(path)}: the safetensors file holds no tensors.")
+    # safetensors keeps no key order; numbers in natural order put layer10 after layer9.
+    state_dict = {key: tensors[key] for key in sorted(tensors, key=natural_key)}
+    shown_header = {safe_text(key): safe_text(value) for key, value in header.items()}
+    metadata: dict[str, Any] = {"safetensors_metadata": shown_header} if header else {}
     return Checkpoint(
         path,
         FORMAT_SAFETENSORS,
@@ -347,7 +200,8 @@ def _open_in_subprocess(path: Path, kind: str) -> Checkpoint:
         if result.returncode != 0 or not handoff.exists():
             detail = (result.stderr.strip().splitlines() or ["no error output"])[-1]
             raise CheckpointError(
-                f"{path}: loading the trusted file in a separate process failed: {detail}"
+                f"{shown(path)}: loading the trusted file in a separate process failed: "
+                f"{safe_text(detail)}"
             )
         with safe_open(str(handoff), framework="pt") as handle:
             header = handle.metadata() or {}
@@ -376,15 +230,6 @@ def _child_environment() -> dict[str, str]:
 
 
 def natural_key(key: str) -> list[tuple[int, int | str]]:
-    """Sort key that orders `layer2` before `layer10`."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", key)]
-
-
-def _similar_files_hint(path: Path) -> str:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        return f" The folder {folder} does not exist either."
-    nearby = sorted(p.name for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)[:5]
-    if nearby:
-        return f" Checkpoints in {folder}: {', '.join(nearby)}."
-    return " Check the path."
+    """Sort key that orders `layer2` before `layer10` (ASCII digits only: `²` is text)."""
+    parts = re.split(r"([0-9]+)", key)
+    return [(0, int(part)) if index % 2 else (1, part) for index, part in enumerate(parts)]

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from workbench.engine.checkpoints.editing import rename_keys
+from workbench.engine.checkpoints.tensor_data import unreadable_reason
 from workbench.engine.errors import CheckpointError
+from workbench.engine.safe_text import safe_text
 
 Shape = tuple[int, ...]
 
@@ -224,18 +226,32 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Non
     result = reconcile(state_dict, model)
     if not result.fits:
         raise CheckpointError(f"the checkpoint does not fit the model: {describe_misfit(result)}")
-    model.load_state_dict(dict(state_dict), strict=True)
+    try:
+        model.load_state_dict(dict(state_dict), strict=True)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+        problems = [
+            f"{key!r} is {reason}"
+            for key, tensor in state_dict.items()
+            if (reason := unreadable_reason(tensor)) is not None
+        ]
+        detail = "; ".join(problems[:3]) or safe_text(str(exc).strip().splitlines()[0])
+        raise CheckpointError(
+            f"the checkpoint's keys and shapes fit the model, but its values cannot be copied "
+            f"in: {detail}. Re-save those tensors as dense floating-point ones from the source."
+        ) from exc
 
 
 def describe_misfit(result: Reconciliation, limit: int = 5) -> str:
     parts = []
     for label, keys in (("missing", result.missing), ("unexpected", result.unexpected)):
         if keys:
-            shown = ", ".join(keys[:limit]) + (" ..." if len(keys) > limit else "")
+            shown = ", ".join(safe_text(k) for k in keys[:limit]) + (
+                " ..." if len(keys) > limit else ""
+            )
             parts.append(f"{len(keys)} {label} ({shown})")
     if result.wrong_shape:
         shown = ", ".join(
-            f"{m.key} file {list(m.file_shape)} vs model {list(m.model_shape)}"
+            f"{safe_text(m.key)} file {list(m.file_shape)} vs model {list(m.model_shape)}"
             for m in result.wrong_shape[:limit]
         )
         parts.append(f"{len(result.wrong_shape)} with the wrong shape ({shown})")

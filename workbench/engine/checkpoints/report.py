@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from workbench.engine.checkpoints.budget import format_bytes as format_bytes
+from workbench.engine.checkpoints.detection import shown
 from workbench.engine.checkpoints.diffing import CheckpointDiff
 from workbench.engine.checkpoints.inspection import (
     ModuleNode,
@@ -21,17 +23,10 @@ from workbench.engine.checkpoints.inspection import (
 )
 from workbench.engine.checkpoints.loading import Checkpoint
 from workbench.engine.checkpoints.reconcile import Reconciliation
+from workbench.engine.checkpoints.tensor_data import unreadable_reason
+from workbench.engine.safe_text import safe_text
 
 _LIST_LIMIT = 20
-
-
-def format_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_shape(shape: Sequence[int]) -> str:
@@ -48,6 +43,7 @@ def format_number(value: float) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
     """Columns padded to the widest cell; columns listed in `right` are right-aligned."""
+    rows = [[safe_text(cell) for cell in row] for row in rows]  # keys come from files
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
     lines = []
     for row in [headers, *rows]:
@@ -78,9 +74,9 @@ def inspection_text(checkpoint: Checkpoint, with_stats: bool = False) -> str:
 def _header(checkpoint: Checkpoint, tree: ModuleNode) -> str:
     where = f" (weights under '{checkpoint.location}')" if checkpoint.location else ""
     lines = [
-        f"File:    {checkpoint.path}  ({format_bytes(checkpoint.path.stat().st_size)})",
+        f"File:    {shown(checkpoint.path)}  ({format_bytes(checkpoint.path.stat().st_size)})",
         f"Format:  {checkpoint.format_description}",
-        f"Layout:  {checkpoint.layout}{where}",
+        f"Layout:  {safe_text(checkpoint.layout + where)}",
         f"Tensors: {len(checkpoint.state_dict)} keys, {tree.parameters:,} parameters"
         + (f" ({tree.numel:,} values with buffers)" if tree.numel != tree.parameters else "")
         + f", {format_bytes(tree.nbytes)}",
@@ -96,18 +92,32 @@ def _tensor_table(checkpoint: Checkpoint, infos: list[TensorInfo], with_stats: b
     headers += ["saved on"] if show_saved else []
     stats_headers = ["min", "max", "mean", "std", "zeros", "nan", "inf"]
     headers += stats_headers if with_stats else []
-    rows = []
+    rows, skipped = [], []
     for info in infos:
         row = [info.key, format_shape(info.shape), info.dtype, f"{info.numel:,}"]
         row += [format_bytes(info.nbytes)] + ([info.saved_device] if show_saved else [])
         if with_stats:
-            row += _stats_cells(tensor_stats(checkpoint.state_dict[info.key]))
+            stats = stats_or_reason(info.key, checkpoint.state_dict[info.key])
+            if isinstance(stats, str):
+                skipped.append(f"  {safe_text(info.key)}: {stats}")
+            row += _stats_cells(stats)
         rows.append(row)
     numeric = {3, 4} | (set(range(len(headers) - 7, len(headers))) if with_stats else set())
-    return table(headers, rows, right=sorted(numeric))
+    text = table(headers, rows, right=sorted(numeric))
+    if skipped:
+        text += "\n\nNo statistics (-) for:\n" + "\n".join(skipped)
+    return text
 
 
-def _stats_cells(stats: TensorStats) -> list[str]:
+def stats_or_reason(key: str, tensor: torch.Tensor) -> TensorStats | str:
+    """tensor_stats, or the reason there are none (a sparse, meta or bits8 tensor)."""
+    reason = unreadable_reason(tensor)
+    return tensor_stats(tensor, key) if reason is None else f"it is {reason}"
+
+
+def _stats_cells(stats: TensorStats | str) -> list[str]:
+    if isinstance(stats, str):
+        return ["-"] * 7
     return [
         format_number(stats.min),
         format_number(stats.max),
@@ -142,14 +152,15 @@ def metadata_text(metadata: Mapping[str, Any], indent: int = 2) -> str:
     for key, value in metadata.items():
         pad = " " * indent
         if isinstance(value, Mapping) and value:
-            lines.append(f"{pad}{key}:")
+            lines.append(f"{pad}{safe_text(key)}:")
             lines.append(metadata_text(value, indent + 2))
         elif isinstance(value, list) and any(isinstance(item, Mapping) for item in value):
-            lines.append(f"{pad}{key}:")
+            lines.append(f"{pad}{safe_text(key)}:")
             lines.append(metadata_text({f"[{i}]": v for i, v in enumerate(value)}, indent + 2))
         else:
             text = json.dumps(value, default=str)
-            lines.append(f"{pad}{key}: {text if len(text) <= 100 else text[:97] + '...'}")
+            text = text if len(text) <= 100 else text[:97] + "..."
+            lines.append(f"{pad}{safe_text(key)}: {safe_text(text)}")
     return "\n".join(lines)
 
 
@@ -168,8 +179,11 @@ def inspection_json(checkpoint: Checkpoint, with_stats: bool = False) -> dict[st
             "saved_device": info.saved_device,
         }
         if with_stats:
-            stats = asdict(tensor_stats(checkpoint.state_dict[info.key]))
-            entry["stats"] = {k: _json_number(v) for k, v in stats.items()}
+            stats = stats_or_reason(info.key, checkpoint.state_dict[info.key])
+            if isinstance(stats, str):
+                entry["stats"], entry["stats_unavailable"] = None, stats
+            else:
+                entry["stats"] = {k: _json_number(v) for k, v in asdict(stats).items()}
         tensors.append(entry)
     modules = [
         {
@@ -210,7 +224,7 @@ def _json_number(value: float | int) -> float | int | str | None:
 
 
 def diff_text(name_a: str, name_b: str, diff: CheckpointDiff) -> str:
-    sections = [f"A: {name_a}\nB: {name_b}"]
+    sections = [f"A: {shown(name_a)}\nB: {shown(name_b)}"]
     if diff.identical:
         same = len(diff.changes)
         sections.append(f"Identical: the same {same} keys with bit-identical tensors.")
@@ -225,14 +239,17 @@ def diff_text(name_a: str, name_b: str, diff: CheckpointDiff) -> str:
     if diff.dtype_changed:
         rows = [[k, a, b] for k, a, b in diff.dtype_changed]
         sections.append(f"Dtype changed ({len(rows)})\n" + table(["key", "A", "B"], rows))
-    changed = diff.changed
+    changed = [change for change in diff.changed if not change.note]
     if changed:
         rows = [
             [c.key, format_number(c.max_abs_diff), format_number(c.relative_norm)] for c in changed
         ]
         title = f"Values changed ({len(changed)} of {len(diff.changes)} shared tensors)"
         sections.append(title + "\n" + table(["key", "max |a-b|", "||a-b||/||a||"], rows, [1, 2]))
-    same = len(diff.changes) - len(changed)
+    notes = [f"  {safe_text(c.key)}: {c.note}" for c in diff.changes if c.note]
+    if notes:
+        sections.append(f"Not compared ({len(notes)})\n" + "\n".join(notes))
+    same = len(diff.changes) - len(diff.changed)
     sections.append(f"Identical: {same} of {len(diff.changes)} shared tensors.")
     return "\n\n".join(sections)
 
@@ -252,6 +269,7 @@ def diff_json(name_a: str, name_b: str, diff: CheckpointDiff) -> dict[str, Any]:
                 "identical": c.identical,
                 "max_abs_diff": _json_number(c.max_abs_diff),
                 "relative_norm": _json_number(c.relative_norm),
+                **({"note": c.note} if c.note else {}),
             }
             for c in diff.changes
         ],
@@ -259,10 +277,10 @@ def diff_json(name_a: str, name_b: str, diff: CheckpointDiff) -> dict[str, Any]:
 
 
 def _key_list(title: str, keys: Sequence[str]) -> str:
-    shown = [f"  {k}" for k in keys[:_LIST_LIMIT]]
+    listed = [f"  {safe_text(k)}" for k in keys[:_LIST_LIMIT]]
     if len(keys) > _LIST_LIMIT:
-        shown.append(f"  ... {len(keys) - _LIST_LIMIT} more")
-    return title + "\n" + "\n".join(shown)
+        listed.append(f"  ... {len(keys) - _LIST_LIMIT} more")
+    return title + "\n" + "\n".join(listed)
 
 
 # --- reconcile ------------------------------------------------------------------------------

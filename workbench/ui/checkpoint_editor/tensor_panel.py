@@ -30,6 +30,7 @@ from workbench.engine.checkpoints import (
     tensor_stats,
 )
 from workbench.engine.checkpoints.report import format_bytes, format_number, format_shape
+from workbench.engine.checkpoints.tensor_data import unreadable_reason
 from workbench.engine.errors import WorkbenchError
 from workbench.ui.checkpoint_document import first_line
 from workbench.ui.checkpoint_editor.tree_model import TreeItem
@@ -70,13 +71,9 @@ def values_text(tensor: torch.Tensor) -> str:
 
 
 def without_values(tensor: torch.Tensor) -> str:
-    """Why a tensor has no values to summarise ("" when it has): meta and sparse tensors."""
-    if tensor.is_meta:
-        return "No statistics: a meta tensor has a shape but no values."
-    if tensor.layout != torch.strided:
-        layout = str(tensor.layout).removeprefix("torch.")
-        return f"No statistics: the tensor is stored as {layout}, which is not summarised here."
-    return ""
+    """Why a tensor has no values to summarise ("" when it has): meta, sparse, bits dtypes..."""
+    reason = unreadable_reason(tensor)
+    return "" if reason is None else f"No statistics: it is {reason}."
 
 
 def no_statistics_text(tensor: torch.Tensor, error: BaseException) -> str:
