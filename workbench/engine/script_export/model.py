@@ -9,10 +9,13 @@ layers or graphs changes only this module (then a readable `nn.Module` class).
 
 from __future__ import annotations
 
+from torch import nn
+
 from workbench.engine.layers import CATALOGUE, LayerType
 from workbench.engine.model_builder import BuiltModel, LayerRow
 from workbench.engine.script_export.rules import constructor_defaults
-from workbench.engine.script_export.text import Section, doc_text, literal
+from workbench.engine.script_export.text import Section, doc_text, join_sections, literal
+from workbench.engine.sequence_layers import EXPORT_CLASSES, export_source
 
 
 def model_section(built: BuiltModel) -> Section:
@@ -24,18 +27,37 @@ def model_section(built: BuiltModel) -> Section:
         f"out as {literal(list(built.output_shape))}."
     )
     text = f'def build_model():\n    """{shapes}"""\n    return nn.Sequential(\n{body}\n    )'
-    return Section(text, frozenset({"from torch import nn"}))
+    classes = [export_source(cls) for cls in _own_classes(built.rows)]
+    imports = {"from torch import nn"} | ({"import math", "import torch"} if classes else set())
+    return Section(join_sections([*classes, text]), frozenset(imports))
+
+
+def _own_classes(rows: tuple[LayerRow, ...]) -> list[type[nn.Module]]:
+    """The classes of our own the layers use (a Transformer block's parts first), once each."""
+    found: list[type[nn.Module]] = []
+    for row in rows:
+        own = CATALOGUE[row.type].exported_class
+        for cls in EXPORT_CLASSES.get(own, (own,)) if own is not None else ():
+            if cls not in found:
+                found.append(cls)
+    return found
 
 
 def layer_source(row: LayerRow) -> str:
     """`nn.Linear(64, 32)`: sizes positional as torch code writes them, then every argument
     that differs from torch's own default (Softmax's dim always)."""
     kind = CATALOGUE[row.type]
-    defaults = constructor_defaults(kind.module_class)
+    # nn.LSTM takes *args: its documented defaults are RNNBase's.
+    recurrent = issubclass(kind.module_class, nn.RNNBase)
+    defaults = constructor_defaults(nn.RNNBase if recurrent else kind.module_class)
     positional = _positional(kind)
     args = [literal(row.resolved[name]) for name in positional]
+    fixed = dict(kind.fixed)
     for name, value in row.resolved.items():
         if name in positional:
+            continue
+        if name in fixed:  # batch_first=True: workbench feeds [batch, length, features]
+            args.append(f"{name}={literal(value)}")
             continue
         if kind.shape_rule == "pool" and name == "stride" and value == row.resolved["kernel_size"]:
             continue
@@ -44,7 +66,11 @@ def layer_source(row: LayerRow) -> str:
         if name in defaults and defaults[name] is None and value is None:
             continue
         args.append(f"{kind.param(name).name}={literal(value)}")
-    return f"nn.{kind.module_class.__name__}({', '.join(args)})"
+    own = kind.exported_class
+    made = f"{own.__name__ if own else 'nn.' + kind.module_class.__name__}({', '.join(args)})"
+    if row.repeat > 1:  # copies made in turn, as the engine makes them
+        return f"nn.Sequential(*[{made} for _ in range({row.repeat})])"
+    return made
 
 
 def _positional(kind: LayerType) -> tuple[str, ...]:
