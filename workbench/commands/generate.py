@@ -37,10 +37,15 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from workbench.engine.checkpoints import open_checkpoint
     from workbench.engine.experiment import load_experiment
-    from workbench.engine.generation import SamplingSettings, open_text_model
+    from workbench.engine.generation import (
+        SamplingSettings,
+        open_text_model,
+        require_text_model,
+    )
     from workbench.engine.presets import resolve_experiment_path
 
     experiment = load_experiment(resolve_experiment_path(args.experiment))
+    require_text_model(experiment)
     settings = SamplingSettings(
         tokens=args.tokens,
         temperature=args.temperature,

@@ -123,15 +123,20 @@ class TextModel:
         return "".join(self.stream(prompt, settings))
 
 
-def open_text_model(
-    experiment: Experiment, state_dict: Mapping[str, torch.Tensor], device: str = "cpu"
-) -> TextModel:
-    """The experiment's model with trained weights, and the vocabulary of its text."""
+def require_text_model(experiment: Experiment) -> None:
+    """Refuse, before anything is loaded, an experiment that does not model text."""
     if task_kind(experiment.data) != NEXT_TOKEN:
         raise GenerationError(
             f'generating needs a next-token model trained on text (data.name = "text"); '
             f"this experiment trains on {experiment.data.name!r}"
         )
+
+
+def open_text_model(
+    experiment: Experiment, state_dict: Mapping[str, torch.Tensor], device: str = "cpu"
+) -> TextModel:
+    """The experiment's model with trained weights, and the vocabulary of its text."""
+    require_text_model(experiment)
     vocabulary = text_vocabulary(experiment.data)
     model = build_experiment_model(experiment).module
     load_strict(model, state_dict)
