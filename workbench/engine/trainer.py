@@ -284,7 +284,7 @@ class Trainer:
                 with self.precision.forward_context():
                     output = self._forward(x)
                     loss = self.loss_fn(output, y)
-                self.precision.backward(loss / k)
+                self.precision.backward(loss / k if k > 1 else loss)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise TrainingError(
