@@ -167,7 +167,7 @@ def test_datasets_verb_lists_every_dataset(
     assert "input shape [1, 28, 28], 60,000 train / 10,000 validation samples" in out
     assert "classes (2): upper moon, lower moon" in out
     assert "options: n_samples = 500, noise = 0.1, seed = 0" in out
-    assert out.count("offline: yes (bundled)") == 7
+    assert out.count("offline: yes (bundled)") == 8  # text: Shakespeare's Sonnets
     assert f"offline: no (no files in {tmp_path}/MNIST/raw)" in out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from workbench.engine import merge_layers
+from workbench.engine import merge_layers, sequence_layers
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.layers import CATALOGUE, CATEGORIES, PARAM_KINDS, categories, layer_type
 
@@ -18,6 +18,9 @@ REQUIRED_TYPES = {
     *("ReLU", "LeakyReLU", "GELU", "SiLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"),
 }
 INFERRED_SIZES = {"in_features", "in_channels", "num_features", "normalized_shape"}
+# Sequence layers: sizes from the input's features, its length, or the data's vocabulary.
+INFERRED_SIZES |= {"input_size", "embed_dim", "d_model", "num_positions", "num_embeddings"}
+INFERRED_BY_TYPE = {("PositionalEmbedding", "embedding_dim")}  # Embedding's is the user's
 # Where the catalogue's default deliberately differs from torch's (torch's is missing or unsafe).
 OWN_DEFAULTS = {("Softmax", "dim"), ("LogSoftmax", "dim")}
 
@@ -29,10 +32,16 @@ def test_catalogue_has_every_required_type() -> None:
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_entry_names_a_torch_class_and_its_real_arguments(name: str) -> None:
     entry = CATALOGUE[name]
-    # Merges join branches, which torch.nn has no class for: they are our own small modules.
+    # Merges join branches, which torch.nn has no class for: they are our own small modules;
+    # so are the sequence layers torch.nn lacks (PositionalEmbedding, TransformerBlock, ...).
     owner = merge_layers if entry.category == "Merge" else nn
+    if entry.module is not None and entry.category == "Sequence":
+        owner = sequence_layers
     assert entry.module_class is getattr(owner, name)
-    signature = inspect.signature(entry.module_class.__init__).parameters
+    constructor = entry.module_class.__init__
+    if issubclass(entry.module_class, nn.RNNBase):  # nn.LSTM(*args, **kwargs) documents these
+        constructor = nn.RNNBase.__init__
+    signature = inspect.signature(constructor).parameters
     for param in entry.params:
         assert param.name in signature, f"{name}.{param.name} is not a torch argument"
         assert param.kind in PARAM_KINDS
@@ -46,7 +55,8 @@ def test_entry_names_a_torch_class_and_its_real_arguments(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_only_sizes_that_follow_from_the_input_are_inferred(name: str) -> None:
     for param in CATALOGUE[name].params:
-        assert param.inferred == (param.name in INFERRED_SIZES)
+        inferred = param.name in INFERRED_SIZES or (name, param.name) in INFERRED_BY_TYPE
+        assert param.inferred == inferred
         if param.required:
             assert param.initial is not None  # a new layer's editor starts with a usable value
 
@@ -65,7 +75,7 @@ def test_layer_type_looks_up_and_suggests() -> None:
     with pytest.raises(ModelBuildError, match=r"unknown layer type 'relu'; did you mean 'ReLU'\?"):
         layer_type("relu")
     with pytest.raises(ModelBuildError, match="known types: Linear, Conv1d"):
-        layer_type("Transformer")
+        layer_type("Wavelet")
 
 
 def test_param_lookup_and_shared_help() -> None:

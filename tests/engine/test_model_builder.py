@@ -214,8 +214,32 @@ MERGE_EXAMPLES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...]
 }
 
 
+# Sequence layers: type -> (parameters, input shape, input dtype, expected output shape),
+# built for data with a vocabulary of 20 tokens.
+SEQUENCE_EXAMPLES: dict[str, tuple[dict[str, Any], tuple[int, ...], str, tuple[int, ...]]] = {
+    "Embedding": ({"embedding_dim": 8}, (6,), "long", (6, 8)),
+    "PositionalEmbedding": ({}, (6, 8), "float32", (6, 8)),
+    "LSTM": ({"hidden_size": 5}, (6, 8), "float32", (6, 5)),
+    "GRU": ({"hidden_size": 5, "bidirectional": True}, (6, 8), "float32", (6, 10)),
+    "LastStep": ({}, (6, 8), "float32", (8,)),
+    "TransformerBlock": ({"heads": 2}, (6, 8), "float32", (6, 8)),
+    "TransformerEncoderLayer": ({"nhead": 2, "dim_feedforward": 16}, (6, 8), "float32", (6, 8)),
+}
+
+
 def test_every_catalogue_entry_has_an_example() -> None:
-    assert set(EXAMPLES) | set(MERGE_EXAMPLES) == set(CATALOGUE)
+    assert set(EXAMPLES) | set(MERGE_EXAMPLES) | set(SEQUENCE_EXAMPLES) == set(CATALOGUE)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_EXAMPLES))
+def test_sequence_entry_builds_with_the_predicted_shape(name: str) -> None:
+    params, input_shape, dtype, expected = SEQUENCE_EXAMPLES[name]
+    built = build_model(stack(layer(name, **params)), input_shape, vocab_size=20, input_dtype=dtype)
+    assert built.output_shape == expected
+    assert isinstance(built.module.get_submodule("0"), CATALOGUE[name].module_class)
+    x = torch.randint(0, 20, (2, *input_shape)) if dtype == "long" else torch.randn(2, *input_shape)
+    with torch.no_grad():
+        assert tuple(built.module(x).shape) == (2, *expected)
 
 
 @pytest.mark.parametrize("name", sorted(MERGE_EXAMPLES))
@@ -379,7 +403,7 @@ def test_value_out_of_range_names_layer_param_and_range() -> None:
         (layer("Linear"), "layer 0 (Linear): out_features is required; e.g. out_features = 10"),
         (
             layer("Linear", out_features="ten"),
-            "layer 0 (Linear): out_features = 'ten' is not a whole number",
+            "layer 0 (Linear): out_features = 'ten' is not a whole number or 'vocab'",
         ),
         (
             layer("Linear", out_features=0),

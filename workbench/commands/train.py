@@ -204,6 +204,22 @@ def train_rank(experiment: Experiment, args: argparse.Namespace) -> int:
         strategy.teardown()  # also when prepare() failed: fit()'s own teardown never ran
 
 
+def _text_sampler(experiment: Experiment, log: Any) -> TrainingObserver | None:
+    """A text run prints a sample of generated text after each epoch (seeded, so runs compare)."""
+    from workbench.engine.datasets.text import text_vocabulary
+    from workbench.engine.generation import EpochSampler
+    from workbench.engine.task import NEXT_TOKEN, task_kind
+
+    if task_kind(experiment.data) != NEXT_TOKEN:
+        return None
+    vocabulary = text_vocabulary(experiment.data)
+
+    def show(epoch: int, text: str) -> None:
+        log(f"Sample after epoch {epoch}:\n{text}")
+
+    return EpochSampler(vocabulary, experiment.data.block_size, show)
+
+
 def _lost_peer_message(exc: BaseException) -> str:
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"lost contact with another training process ({first_line})"
@@ -232,9 +248,14 @@ def train_here(
                 observers.append(EventWriter(events))
         if failures is not None:
             observers.append(_FailureRecorder(failures))
+        fan_out = FanOutObserver(*observers)
+        if is_main:
+            sampler = _text_sampler(experiment, fan_out.on_log)
+            if sampler is not None:
+                fan_out.observers.append(sampler)
         trainer = Trainer(
             experiment,
-            observer=FanOutObserver(*observers),
+            observer=fan_out,
             control=control,
             out_dir=Path(args.out) if args.out else None,
             resume_from=args.resume,

@@ -25,11 +25,28 @@ def _loss(value: float | None) -> str:
 
 
 def epoch_line(report: EpochReport) -> str:
+    if report.train_perplexity is not None or report.val_perplexity is not None:
+        return next_token_epoch_line(report)
     return (
         f"Epoch: {report.epoch:03d}/{report.epochs:03d} | Train Acc: {_percent(report.train_accuracy)}"
         f" | Val Acc: {_percent(report.val_accuracy)} | Train Loss: {_loss(report.train_loss)}"
         f" | Val Loss: {_loss(report.val_loss)} | LR: {report.lr:.3g}"
         f" | {report.samples_per_second:,.0f} samples/s"
+    )
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def next_token_epoch_line(report: EpochReport) -> str:
+    """A text run's epoch: perplexity and bits per character instead of accuracy."""
+    speed = report.tokens_per_second or 0.0
+    return (
+        f"Epoch: {report.epoch:03d}/{report.epochs:03d} | Train Loss: {_loss(report.train_loss)}"
+        f" | Val Loss: {_loss(report.val_loss)} | Val PPL: {_number(report.val_perplexity, 2)}"
+        f" | Val BPC: {_number(report.val_bits_per_char, 3)} | LR: {report.lr:.3g}"
+        f" | {speed:,.0f} tokens/s"
     )
 
 
@@ -42,9 +59,20 @@ def started_line(report: RunStarted) -> str:
 
 
 def finished_lines(summary: dict[str, Any]) -> list[str]:
-    return [
+    first = (
         f"Run {summary['status']} after {summary['epochs_completed']} epoch(s) in "
-        f"{summary['wall_seconds']:.1f} s",
+        f"{summary['wall_seconds']:.1f} s"
+    )
+    if summary.get("task") == "next_token":
+        return [
+            first,
+            f"Train Loss: {_loss(summary['train_loss'])} | Val Loss: {_loss(summary['val_loss'])}"
+            f" | Val PPL: {_number(summary.get('val_perplexity'), 2)} | Val BPC: "
+            f"{_number(summary.get('val_bits_per_char'), 3)} | unigram baseline Val Loss: "
+            f"{_loss(summary.get('unigram_val_loss'))}",
+        ]
+    return [
+        first,
         f"Train Acc: {_percent(summary['train_accuracy'])} | Val Acc: "
         f"{_percent(summary['val_accuracy'])} | Train Loss: {_loss(summary['train_loss'])}"
         f" | Val Loss: {_loss(summary['val_loss'])}",

@@ -38,7 +38,9 @@ DATASET_NAMES = (
     "cifar10",
     "csv",
     "image-folder",
+    "text",
 )
+TOKENIZERS = ("char", "byte")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
 LOSSES = ("cross_entropy", "nll", "mse", "bce_with_logits")
 SCHEDULERS = ("step", "multistep", "exponential", "cosine", "onecycle", "reduce_on_plateau")
@@ -69,6 +71,9 @@ class DataSpec:
     download: bool = False
     path: str | None = None
     label_column: str = "label"
+    text_column: str | None = None  # csv: a text column, read as token ids (an Embedding first)
+    tokenizer: str = field(default="char", metadata=_choices(*TOKENIZERS))
+    block_size: int = field(default=128, metadata=_range(1, 1_000_000))
     val_split: float = field(default=0.2, metadata=_range(0.0, 0.9))
     batch_size: int = field(default=64, metadata=_range(1))
     val_batch_size: int = field(default=1000, metadata=_range(1))
@@ -138,6 +143,7 @@ class TrainSpec:
     )
     gradient_clip_val: float | None = field(default=None, metadata=_range(0.0))
     early_stopping: EarlyStoppingSpec | None = None
+    compile: bool = False  # torch.compile the model for training (slow to start, then faster)
     ddp: DDPSpec = field(default_factory=DDPSpec)
 
 

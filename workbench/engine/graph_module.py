@@ -29,6 +29,7 @@ class GraphProgram:
 
     steps: tuple[tuple[str, tuple[int, ...]], ...]
     output: int
+    first_item: frozenset[str] = frozenset()  # children returning a tuple: take its item 0
 
     def source(self) -> str:
         """The generated forward, e.g. `x3 = m['skip'](x2, x1)`; a slot is freed after its
@@ -37,7 +38,8 @@ class GraphProgram:
         lines = ["def forward(self, x0):", "    m = self._modules"]
         for step, (name, slots) in enumerate(self.steps, 1):
             args = ", ".join(f"x{slot}" for slot in slots)
-            lines.append(f"    x{step} = m[{name!r}]({args})")
+            item = "[0]" if name in self.first_item else ""
+            lines.append(f"    x{step} = m[{name!r}]({args}){item}")
             done = sorted({s for s in slots if last_use[s] == step and s != self.output})
             if done:
                 lines.append("    del " + ", ".join(f"x{slot}" for slot in done))

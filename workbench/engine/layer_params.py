@@ -45,6 +45,9 @@ def _checked(param: ParamSpec, value: Any, kind: LayerType) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{shown} is not true or false")
         return value
+    if param.kind == "int" and isinstance(value, str) and value not in param.choices:
+        words = " or ".join(repr(choice) for choice in param.choices)
+        raise ValueError(f"{shown} is not a whole number" + (f" or {words}" if words else ""))
     if param.kind == "choice" or (isinstance(value, str) and param.choices):
         if value not in param.choices:
             close = difflib.get_close_matches(str(value), param.choices, n=1)

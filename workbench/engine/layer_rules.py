@@ -65,6 +65,8 @@ class PlannedLayer:
     sources: tuple[str, ...] = ()  # the names of the inputs, for messages about several
     index: int | None = None  # the top-level layer the problem belongs to
     where: str | None = None  # its key path in the file
+    vocab_size: int | None = None  # tokens in the data's vocabulary, when it has one
+    tokens: bool = False  # the model takes token ids: [length, features] values are sequences
 
     @property
     def input_shape(self) -> Shape:
@@ -170,7 +172,8 @@ def _same(layer: PlannedLayer) -> Shape:
 
 def _linear(layer: PlannedLayer) -> Shape:
     shape = layer.input_shape
-    if layer.args["in_features"] is None and len(shape) != 1:
+    per_position = layer.tokens and len(shape) == 2  # a sequence: one output per position
+    if layer.args["in_features"] is None and len(shape) != 1 and not per_position:
         raise layer.bad_input(
             f"add a Flatten before it, or set in_features = {shape[-1]} "
             "to apply it to the last dimension only",
@@ -178,7 +181,22 @@ def _linear(layer: PlannedLayer) -> Shape:
         )
     where = "" if len(shape) == 1 else " in its last dimension"
     layer.infer("in_features", shape[-1], "feature", where)
+    if layer.args["out_features"] == VOCAB:
+        layer.args["out_features"] = vocabulary_size(layer, "out_features")
     return (*shape[:-1], layer.args["out_features"])
+
+
+VOCAB = "vocab"  # Linear.out_features: one output per token of the data's vocabulary
+
+
+def vocabulary_size(layer: PlannedLayer, name: str) -> int:
+    """The data's vocabulary size for a size set (or left) to follow it, or a clear refusal."""
+    if layer.vocab_size is None:
+        raise layer.bad_param(
+            f"{name} follows the vocabulary, but the data has none; use text data "
+            '(data.name = "text", or csv with data.text_column), or give a number'
+        )
+    return layer.vocab_size
 
 
 def _conv(layer: PlannedLayer) -> Shape:

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.engine import layer_rules
+from workbench.engine import layer_rules, sequence_layers, sequence_rules
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.layer_rules import LayerRules
 from workbench.engine.merge_layers import Add, Concat, Mul
@@ -20,6 +20,7 @@ CATEGORIES = (
     "Convolution",
     "Pooling",
     "Normalization",
+    "Sequence",
     "Dropout",
     "Activation",
     "Shape",
@@ -62,7 +63,11 @@ class LayerType:
     `spatial_dims` is how many values a tuple-valued size takes (0: any number);
     `rules` computes the output shape, MACs and label; `shape_rule` names that rule set;
     `inputs` is how many inputs it takes, `(2, None)` for two or more;
-    `input_dtypes` the input dtypes it accepts (the output keeps the input's dtype).
+    `input_dtypes` the input dtypes it accepts; `output_dtype` what it gives (None: its
+    input's). `fixed` are constructor arguments the user does not set (recurrent layers are
+    always batch first); `tuple_output`: the module returns a tuple whose item 0 is the layer's
+    output (nn.LSTM's `(output, (h, c))`). `script_class` is the class an exported script
+    defines for it (None: the module class, from torch.nn when it is torch's).
     """
 
     name: str
@@ -77,6 +82,10 @@ class LayerType:
     inputs: tuple[int, int | None] = (1, 1)
     input_dtypes: tuple[str, ...] = ("float32",)
     positional: tuple[str, ...] = ()  # arguments hand-written code passes by position
+    output_dtype: str | None = None
+    fixed: tuple[tuple[str, Any], ...] = ()
+    tuple_output: bool = False
+    script_class: type[nn.Module] | None = None
 
     @property
     def module_class(self) -> type[nn.Module]:
@@ -84,6 +93,15 @@ class LayerType:
             return self.module
         cls: type[nn.Module] = getattr(nn, self.name)
         return cls
+
+    @property
+    def exported_class(self) -> type[nn.Module] | None:
+        """The class of our own an exported script must define (None: torch.nn's own)."""
+        if self.script_class is not None:
+            return self.script_class
+        if self.module is not None and self.category != "Merge":
+            return self.module
+        return None
 
     @property
     def is_merge(self) -> bool:
@@ -282,6 +300,145 @@ def _dropout(name: str, help: str, ranks: tuple[int, ...] = ()) -> LayerType:
 
 _MANY = (2, None)
 _ANY_DTYPE = ("float32", "long")
+_BATCH_FIRST = (("batch_first", True),)
+
+
+def _recurrent(name: str, script_class: type[nn.Module], help: str) -> LayerType:
+    params = (
+        ParamSpec("input_size", "int", None, minimum=1, inferred=True, help="input features"),
+        _required("hidden_size", 64, "features of the hidden state (and the output)"),
+        ParamSpec("num_layers", "int", 1, minimum=1, help="recurrent layers stacked"),
+        _BIAS,
+        _float("dropout", 0.0, "dropout between stacked layers", 0.0, 1.0),
+        _bool("bidirectional", False, "also read the sequence backwards (doubles the output)"),
+    )
+    return LayerType(
+        name,
+        "Sequence",
+        params,
+        help,
+        input_ranks=(2,),
+        shape_rule="recurrent",
+        rules=sequence_rules.RECURRENT,
+        positional=("input_size", "hidden_size"),
+        fixed=_BATCH_FIRST,
+        tuple_output=True,
+        script_class=script_class,
+    )
+
+
+_SEQUENCE_TYPES = (
+    LayerType(
+        "Embedding",
+        "Sequence",
+        (
+            ParamSpec(
+                "num_embeddings",
+                "int",
+                None,
+                minimum=1,
+                inferred=True,
+                help="vocabulary size (from the text data)",
+            ),
+            _required("embedding_dim", 64, "features per token"),
+        ),
+        "a learned vector per token id: [length] ids become [length, embedding_dim]",
+        shape_rule="embedding",
+        rules=sequence_rules.EMBEDDING,
+        input_dtypes=("long",),
+        output_dtype="float32",
+        positional=("num_embeddings", "embedding_dim"),
+    ),
+    LayerType(
+        "PositionalEmbedding",
+        "Sequence",
+        (
+            ParamSpec(
+                "num_positions",
+                "int",
+                None,
+                minimum=1,
+                inferred=True,
+                help="positions learned (from the input length, data.block_size)",
+            ),
+            ParamSpec(
+                "embedding_dim", "int", None, minimum=1, inferred=True, help="input features"
+            ),
+        ),
+        "adds a learned vector per position, so the model knows the order of the tokens",
+        input_ranks=(2,),
+        shape_rule="positional",
+        rules=sequence_rules.POSITIONAL,
+        module=sequence_layers.PositionalEmbedding,
+        positional=("num_positions", "embedding_dim"),
+    ),
+    _recurrent(
+        "LSTM",
+        sequence_layers.LSTM,
+        "long short-term memory over a [length, features] sequence; gives its output at every step",
+    ),
+    _recurrent(
+        "GRU",
+        sequence_layers.GRU,
+        "gated recurrent unit over a [length, features] sequence; gives its output at every step",
+    ),
+    LayerType(
+        "LastStep",
+        "Sequence",
+        (),
+        "the last position of a [length, features] sequence, e.g. to classify after an LSTM",
+        input_ranks=(2,),
+        shape_rule="last_step",
+        rules=sequence_rules.LAST_STEP,
+        module=sequence_layers.LastStep,
+    ),
+    LayerType(
+        "TransformerBlock",
+        "Sequence",
+        (
+            ParamSpec("embed_dim", "int", None, minimum=1, inferred=True, help="input features"),
+            ParamSpec("heads", "int", 4, minimum=1, help="attention heads (divide embed_dim)"),
+            _bool("causal", True, "each position attends only to itself and earlier ones"),
+            _float("dropout", 0.0, "dropout on attention and MLP outputs", 0.0, 1.0),
+            ParamSpec("mlp_ratio", "int", 4, minimum=1, help="MLP width as a multiple"),
+            _BIAS,
+        ),
+        "pre-norm self-attention + MLP (a GPT block); set repeat for a stack",
+        input_ranks=(2,),
+        shape_rule="transformer_block",
+        rules=sequence_rules.TRANSFORMER_BLOCK,
+        module=sequence_layers.TransformerBlock,
+        positional=("embed_dim",),
+    ),
+    LayerType(
+        "TransformerEncoderLayer",
+        "Sequence",
+        (
+            ParamSpec("d_model", "int", None, minimum=1, inferred=True, help="input features"),
+            _required("nhead", 4, "attention heads (divide d_model)"),
+            ParamSpec("dim_feedforward", "int", 2048, minimum=1, help="MLP width"),
+            _float("dropout", 0.1, "dropout probability", 0.0, 1.0),
+            ParamSpec(
+                "activation",
+                "choice",
+                "relu",
+                choices=("relu", "gelu"),
+                help="MLP activation",
+            ),
+            _float("layer_norm_eps", 1e-5, "added to the variance in LayerNorm", low=0.0),
+            _bool("norm_first", False, "normalise before attention and MLP (pre-norm)"),
+            _BIAS,
+            _bool("causal", False, "mask later positions (for next-token models)"),
+        ),
+        "PyTorch's nn.TransformerEncoderLayer (batch first, with its inference fast path)",
+        input_ranks=(2,),
+        shape_rule="encoder_layer",
+        rules=sequence_rules.ENCODER_LAYER,
+        module=sequence_layers.TransformerEncoderLayer,
+        positional=("d_model", "nhead"),
+        fixed=_BATCH_FIRST,
+    ),
+)
 
 
 _TYPES = (
@@ -290,10 +447,19 @@ _TYPES = (
         "Linear",
         (
             _inferred("in_features", "input size (from the previous layer)"),
-            _required("out_features", 10, "output size"),
+            ParamSpec(
+                "out_features",
+                "int",
+                None,
+                minimum=1,
+                choices=("vocab",),
+                help='output size, or "vocab": one score per token of the vocabulary',
+                required=True,
+                suggested=10,
+            ),
             _BIAS,
         ),
-        "fully connected layer: y = x Wᵀ + b over the last dimension",
+        "fully connected layer: y = x Wᵀ + b over the last dimension (per position of a sequence)",
         shape_rule="linear",
         rules=layer_rules.LINEAR,
         positional=("in_features", "out_features"),
@@ -329,6 +495,7 @@ _TYPES = (
         rules=layer_rules.LAYER_NORM,
         positional=("normalized_shape",),
     ),
+    *_SEQUENCE_TYPES,
     _dropout("Dropout", "zero random elements while training"),
     _dropout("Dropout1d", "zero random whole channels of a [C, L] input", ranks=(2,)),
     _dropout("Dropout2d", "zero random whole channels of a [C, H, W] input", ranks=(3,)),
@@ -459,8 +626,10 @@ def layer_label(layer: LayerSpec, resolved: Mapping[str, Any] | None = None) -> 
     if kind is None:
         repeat = layer.params.get("repeat", 1)
         return f"{layer.type} ×{repeat}" if isinstance(repeat, int) and repeat > 1 else layer.type
+    repeat = layer.params.get("repeat", 1)
+    times = f" ×{repeat}" if isinstance(repeat, int) and repeat > 1 else ""
     if resolved is not None:
-        return kind.label(resolved)
+        return kind.label(resolved) + times
     values = {p.name: p.default for p in kind.params}
     values.update({name: value for name, value in layer.params.items() if value is not None})
-    return kind.label(values)
+    return kind.label(values) + times

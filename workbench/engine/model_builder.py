@@ -47,20 +47,32 @@ class BuiltModel:
     def is_chain(self) -> bool:
         return self.plan is None or self.plan.is_chain
 
+    @property
+    def input_dtype(self) -> str:
+        """ "long" for token ids, else "float32"."""
+        return "float32" if self.plan is None else self.plan.input_dtype
+
     def table(self) -> str:
         named = any(row.name != str(row.index) or row.blocks for row in self.rows)
         return summary_table(self.rows, self.input_shape, names=named, inputs=not self.is_chain)
 
 
-def build_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) -> BuiltModel:
+def build_model(
+    spec: ModelSpec,
+    input_shape: Sequence[int] | None = None,
+    *,
+    vocab_size: int | None = None,
+    input_dtype: str | None = None,
+) -> BuiltModel:
     """Build the model; the first problem is raised as a ModelBuildError.
 
-    `input_shape` (per sample) defaults to `spec.input_shape`. Weights are initialised by torch's
-    own constructors in file order (a block's repeats in turn), so seeding torch's global RNG
-    first makes the build reproducible and identical to hand-written code that creates the same
-    modules in the same order.
+    `input_shape` (per sample) defaults to `spec.input_shape`; `vocab_size` and `input_dtype`
+    are the data's (see `plan_model`). Weights are initialised by torch's own constructors in
+    file order (a block's repeats in turn), so seeding torch's global RNG first makes the build
+    reproducible and identical to hand-written code that creates the same modules in the same
+    order.
     """
-    plan = plan_model(spec, input_shape)
+    plan = plan_model(spec, input_shape, vocab_size=vocab_size, input_dtype=input_dtype)
     if plan.problem is not None:
         problem = plan.problem
         raise ModelBuildError(str(problem), problem.layer_index, problem.key_path)
@@ -108,11 +120,16 @@ class _Maker:
 
     def model(self, plan: ModelPlan) -> nn.Module:
         children = [(row.name, self.layer(row)) for row in plan.rows]
-        if plan.is_chain:
+        # A layer returning a tuple (LSTM) cannot sit in an nn.Sequential: the forward takes
+        # its item 0, so such a chain is built as a graph (the same keys and printout names).
+        if plan.is_chain and not any(_gives_tuple(row.type) for row in plan.rows):
             return nn.Sequential(OrderedDict(children))
         return GraphModel(MODEL_CLASS_NAME, children, program(model_graph(self.spec)))
 
     def layer(self, row: LayerRow) -> nn.Module:
+        if row.repeat > 1:  # copies made in turn, each initialised by its own constructor
+            kind = CATALOGUE[row.type].module_class
+            return nn.Sequential(*(kind(**row.resolved) for _ in range(row.repeat)))
         if not row.blocks:
             return CATALOGUE[row.type].module_class(**row.resolved)
         flow = program(block_graph(self.spec, row.type))
@@ -133,7 +150,13 @@ def program(graph: Graph) -> GraphProgram:
         steps.append((node.name, tuple(slots[source] for source in node.inputs)))
         slots[node.name] = step
     assert graph.output is not None
-    return GraphProgram(tuple(steps), slots[graph.output])
+    first_item = frozenset(node.name for node in graph.nodes if _gives_tuple(node.layer.type))
+    return GraphProgram(tuple(steps), slots[graph.output], first_item)
+
+
+def _gives_tuple(type_name: str) -> bool:
+    kind = CATALOGUE.get(type_name)
+    return kind is not None and kind.tuple_output
 
 
 # --------------------------------------------------------------------------- memory

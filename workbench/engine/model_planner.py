@@ -3,6 +3,7 @@ inferring sizes and collecting every problem against the layer it belongs to."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import warnings
@@ -60,6 +61,7 @@ class LayerRow:
     dtype: str = "float32"  # of its output
     buffers: int = 0  # elements of its buffers (BatchNorm's running statistics)
     blocks: tuple[tuple[LayerRow, ...], ...] = ()
+    repeat: int = 1  # a catalogue layer stacked N times (`repeat = N`): counts are the sums
 
 
 @dataclass(frozen=True)
@@ -103,25 +105,34 @@ class ModelPlan:
         return next((row for row in self.rows if row.name == name), None)
 
 
-def plan_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) -> ModelPlan:
+def plan_model(
+    spec: ModelSpec,
+    input_shape: Sequence[int] | None = None,
+    *,
+    vocab_size: int | None = None,
+    input_dtype: str | None = None,
+) -> ModelPlan:
     """Check the model layer by layer, never raising: shapes, sizes, parameters and MACs.
 
+    `vocab_size` is the data's vocabulary (token ids; it sizes Embedding and a Linear with
+    out_features = "vocab"); `input_dtype` overrides `spec.input_dtype` (the data's own).
     Modules are made on the meta device (or as uninitialised memory), so planning draws no
     random numbers; it is cheap enough to run on every edit in the GUI.
     """
+    dtype = input_dtype or spec.input_dtype
     try:
         shape = _input_shape(spec, input_shape)
     except ModelBuildError as problem:
-        return ModelPlan((), (), (problem,), spec.input_dtype)
+        return ModelPlan((), (), (problem,), dtype)
     graph = model_graph(spec)
-    planner = _Planner(spec)
+    planner = _Planner(spec, vocab_size, tokens=dtype == "long")
     if not spec.layers:
         planner.problems.append(ModelBuildError("the model has no layers; add at least one layer"))
-        return ModelPlan(shape, (), tuple(planner.problems), spec.input_dtype)
+        return ModelPlan(shape, (), tuple(planner.problems), dtype)
     naming = _Naming("model", chain=graph.is_chain)
-    rows, _ = planner.plan_graph(graph, (shape, spec.input_dtype), naming)
+    rows, _ = planner.plan_graph(graph, (shape, dtype), naming)
     problems = tuple(sorted(planner.problems, key=_problem_order))
-    return ModelPlan(shape, tuple(rows), problems, spec.input_dtype, graph.output, graph.is_chain)
+    return ModelPlan(shape, tuple(rows), problems, dtype, graph.output, graph.is_chain)
 
 
 def _problem_order(problem: ModelBuildError) -> tuple[bool, int]:
@@ -178,8 +189,9 @@ class _Checked:
 
 
 class _Planner:
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, vocab_size: int | None, tokens: bool) -> None:
         self.spec = spec
+        self.vocab_size, self.tokens = vocab_size, tokens
         self.problems: list[ModelBuildError] = []
         self._blocks: dict[str, tuple[Graph, list[_Checked | None]] | None] = {}
 
@@ -217,7 +229,8 @@ class _Planner:
             if done.block is not None:
                 return self._plan_block_use(node, done, inputs[0], context)
             assert done.kind is not None
-            return _plan_layer(node, done.kind, dict(done.args), inputs, context)
+            row = _plan_layer(node, done.kind, dict(done.args), inputs, context, self)
+            return row if done.repeat == 1 else _repeated(row, done, context, node)
         except ModelBuildError as problem:
             self.problems.append(problem)
             return None
@@ -257,11 +270,12 @@ class _Planner:
         if layer.name is not None and layer.name in RESERVED_NAMES:
             raise ModelBuildError(f"{prefix}: {_reserved(layer.name)}")
         _check_arity(prefix, kind.inputs, len(node.inputs))
+        params = {key: value for key, value in layer.params.items() if key != "repeat"}
         try:
-            args = checked_arguments(kind, layer.params)
+            args = checked_arguments(kind, params)
         except ValueError as exc:
             raise ModelBuildError(f"{prefix}: {exc}") from None
-        return _Checked(kind, args)
+        return _Checked(kind, args, repeat=_repeat(prefix, layer.params.get("repeat", 1)))
 
     def _check_block_use(self, node: GraphNode, label: str) -> _Checked:
         layer = node.layer
@@ -280,12 +294,9 @@ class _Planner:
                 f"{prefix}: unknown parameter {unknown[0]!r}; a block's use takes only "
                 "repeat (its layers are set under [model.blocks." + layer.type + "])"
             )
-        repeat = layer.params.get("repeat", 1)
-        if not is_int(repeat) or repeat < 1:
-            raise ModelBuildError(
-                f"{prefix}: repeat = {show(repeat)} is not a whole number of at least 1"
-            )
-        return _Checked(None, block=layer.type, repeat=int(repeat))
+        return _Checked(
+            None, block=layer.type, repeat=_repeat(prefix, layer.params.get("repeat", 1))
+        )
 
     def _block(self, block: str, top_index: int) -> tuple[Graph, list[_Checked | None]] | None:
         """The block's graph and checked layers, checked once; None if it cannot be planned."""
@@ -349,6 +360,45 @@ class _Planner:
         )
 
 
+def _repeat(prefix: str, repeat: Any) -> int:
+    if not is_int(repeat) or repeat < 1:
+        raise ModelBuildError(
+            f"{prefix}: repeat = {show(repeat)} is not a whole number of at least 1"
+        )
+    return int(repeat)
+
+
+def _repeated(row: LayerRow, done: _Checked, context: _Naming, node: GraphNode) -> LayerRow:
+    """A catalogue layer stacked `repeat` times (an nn.Sequential of copies): each copy takes
+    the previous one's output, so the layer must give what it takes."""
+    assert done.kind is not None
+    label = f"{context.label(node)} ({done.kind.name})"
+    if done.kind.tuple_output:
+        raise ModelBuildError(
+            f"{label}: repeat stacks layers that give one tensor; for a deeper "
+            f"{done.kind.name} set num_layers = {done.repeat} instead",
+            context.index(node),
+            context.key_path(node),
+        )
+    if row.output_shape != row.input_shape or done.kind.output_dtype is not None:
+        raise ModelBuildError(
+            f"{label}: repeat = {done.repeat} feeds each copy the one before, but it turns "
+            f"{show(row.input_shape)} into {show(row.output_shape)}; remove repeat, or use a "
+            "layer that keeps the shape",
+            context.index(node),
+            context.key_path(node),
+        )
+    n = done.repeat
+    return dataclasses.replace(
+        row,
+        parameters=row.parameters * n,
+        trainable=row.trainable * n,
+        macs=row.macs * n,
+        buffers=row.buffers * n,
+        repeat=n,
+    )
+
+
 def _kind_label(label: str, type_name: str) -> str:
     return f"{label} ({type_name})"
 
@@ -386,7 +436,12 @@ def _unknown_type(exc: ModelBuildError, type_name: str, spec: ModelSpec) -> str:
 
 
 def _plan_layer(
-    node: GraphNode, kind: LayerType, args: dict[str, Any], inputs: list[Value], context: _Naming
+    node: GraphNode,
+    kind: LayerType,
+    args: dict[str, Any],
+    inputs: list[Value],
+    context: _Naming,
+    planner: _Planner,
 ) -> LayerRow:
     shapes = tuple(shape for shape, _ in inputs)
     layer = PlannedLayer(
@@ -397,13 +452,16 @@ def _plan_layer(
         sources=node.inputs,
         index=context.index(node),
         where=context.key_path(node),
+        vocab_size=planner.vocab_size,
+        tokens=planner.tokens,
     )
-    dtype = _check_dtypes(layer, [dtype for _, dtype in inputs])
+    input_dtype = _check_dtypes(layer, [dtype for _, dtype in inputs])
     check_rank(layer, CATALOGUE)
     output_shape = kind.rules.output_shape(layer)
-    resolved = frozen_mapping(layer.args)
+    dtype = kind.output_dtype or input_dtype
+    resolved = frozen_mapping({**layer.args, **dict(kind.fixed)})
     module = _meta_module(layer, resolved)
-    _cross_check(layer, module, output_shape, dtype)
+    _cross_check(layer, module, output_shape, input_dtype)
     parameters = list(module.parameters())
     return LayerRow(
         index=node.index,
@@ -429,6 +487,11 @@ def _check_dtypes(layer: PlannedLayer, dtypes: list[str]) -> str:
             f"its inputs have different dtypes ({', '.join(dtypes)}); join values of one kind"
         )
     dtype = dtypes[0]
+    if dtype not in layer.kind.input_dtypes and dtype == "float32":
+        raise layer.error(
+            f"{layer.label} ({layer.kind.name}) receives float32 values, but it needs token "
+            'ids (long); give the model token ids: text data, or model.input_dtype = "long"'
+        )
     if dtype not in layer.kind.input_dtypes:
         raise layer.error(
             f"{layer.label} ({layer.kind.name}) receives {dtype} values (token ids), but it "
@@ -469,7 +532,10 @@ def _cross_check(layer: PlannedLayer, module: nn.Module, expected: Shape, dtype:
         # Warnings here are about speed (e.g. 'same' padding with an even kernel), not shapes.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            actual = tuple(module(*samples).shape[1:])
+            output = module(*samples)
+            if layer.kind.tuple_output:
+                output = output[0]
+            actual = tuple(output.shape[1:])
     except Exception as exc:  # noqa: BLE001 - torch raises many types; any refusal is the user's to fix
         raise layer.bad_input(f"torch refuses it: {first_line(exc)}") from None
     if actual != expected:

@@ -32,7 +32,7 @@ def summary_table(
     for row, depth in _walk(rows):
         number = str(row.index) if depth == 0 else ""
         name = "  " * depth + (row.path if depth else row.name)
-        layer = row.type if not row.blocks else _block_text(row)
+        layer = _block_text(row) if row.blocks else _repeat_text(row)
         counts = (f"{row.parameters:,}", f"{row.macs:,}")
         body.append(
             line(number, name, layer, ", ".join(row.inputs), show(row.output_shape), *counts)
@@ -63,3 +63,7 @@ def _walk(rows: Sequence[LayerRow], depth: int = 0) -> Iterator[tuple[LayerRow, 
 def _block_text(row: LayerRow) -> str:
     count = len(row.blocks)
     return row.type if count == 1 else f"{row.type} ×{count}"
+
+
+def _repeat_text(row: LayerRow) -> str:
+    return row.type if row.repeat == 1 else f"{row.type} ×{row.repeat}"

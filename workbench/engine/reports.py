@@ -43,6 +43,11 @@ class EpochReport:
     samples_per_second: float
     elapsed_seconds: float
     skipped_steps: int = 0
+    # Next-token (text) runs only: e^loss, the loss in bits per character, and tokens per second.
+    train_perplexity: float | None = None
+    val_perplexity: float | None = None
+    val_bits_per_char: float | None = None
+    tokens_per_second: float | None = None
 
 
 def as_event(name: str, report: Any) -> dict[str, Any]:
@@ -55,7 +60,9 @@ class TrainingObserver(Protocol):
 
     An observer may also define `on_after_backward(model)`: the Trainer calls it, when present,
     once per optimizer step, after the backward pass(es) and before the step, on the training
-    thread (the only moment the step's `.grad` fields can be read).
+    thread (the only moment the step's `.grad` fields can be read). And `on_epoch_model(model,
+    report)`: called after each `on_epoch_end` with the model, on the training thread, between
+    epochs (where a sample of generated text can be drawn from it).
     """
 
     def on_started(self, report: RunStarted) -> None: ...
@@ -124,6 +131,13 @@ class FanOutObserver(BaseObserver):
             hook = getattr(observer, "on_after_backward", None)
             if hook is not None:
                 hook(model)
+
+    def on_epoch_model(self, model: Any, report: EpochReport) -> None:
+        """Forwarded only to the observers that define the optional hook."""
+        for observer in self.observers:
+            hook = getattr(observer, "on_epoch_model", None)
+            if hook is not None:
+                hook(model, report)
 
 
 class RecordingObserver(BaseObserver):

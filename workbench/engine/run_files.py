@@ -42,6 +42,10 @@ METRIC_COLUMNS = (
     "samples_per_second",
     "elapsed_seconds",
     "skipped_steps",
+    "train_perplexity",
+    "val_perplexity",
+    "val_bits_per_char",
+    "tokens_per_second",
 )
 
 

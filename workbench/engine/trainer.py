@@ -26,11 +26,9 @@ from workbench.engine.errors import (
     TrainingError,
 )
 from workbench.engine.experiment import Experiment, dump_experiment
-from workbench.engine.experiment_model import model_input_shape
-from workbench.engine.model_builder import build_model
+from workbench.engine.experiment_model import build_data_model
 from workbench.engine.optimization import (
     count_correct,
-    make_loss,
     make_optimizer,
     make_scheduler,
     reports_accuracy,
@@ -58,6 +56,15 @@ from workbench.engine.run_files import (
     write_metrics_csv,
 )
 from workbench.engine.strategy import SingleDeviceStrategy
+from workbench.engine.task import (
+    NEXT_TOKEN,
+    PREDICTION,
+    bits_per_token,
+    check_task,
+    perplexity,
+    task_kind,
+    task_loss,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # A finite loss this many times the run's first loss (or 1, if larger) has exploded: the weights
@@ -154,6 +161,7 @@ class Trainer:
     def prepare(self) -> None:
         """Resolve the device and precision, load data, build the model; raise on bad input."""
         train = self.experiment.train
+        self.task = task_kind(self.experiment.data)
         self.strategy.setup()
         self.removed_temp_files: list[Path] = []
         if self.out_dir is not None and self.strategy.is_main:
@@ -170,9 +178,9 @@ class Trainer:
             world_size=self.strategy.world_size,
         )
         info = self.loaders.info
-        input_shape = model_input_shape(self.experiment.model, info.input_shape, info.name)
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
-        self.built = build_model(self.experiment.model, tuple(input_shape))
+        self.built = build_data_model(self.experiment.model, info)
+        check_task(self.experiment, self.built.output_shape, info.vocab_size)
         data = self.experiment.data
         check_outputs_fit_classes(
             self.built.output_shape, info.class_names, train.loss, data.path or data.name
@@ -185,13 +193,18 @@ class Trainer:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = self.built.module.to(self.device).to(memory_format=memory_format)
         self.wrapped = self.strategy.wrap_model(self.model, self.device)
+        self.compiled = torch.compile(self.wrapped) if train.compile else None
         self.optimizer = make_optimizer(self.wrapped.parameters(), train)
         self.steps_per_epoch = math.ceil(len(self.loaders.train) / train.accumulate_grad_batches)
         self.scheduler = make_scheduler(
             self.optimizer, train.scheduler, train.epochs, self.steps_per_epoch
         )
-        self.loss_fn = make_loss(train.loss)
-        self.with_accuracy = reports_accuracy(train.loss, self.built.output_shape[-1])
+        self.loss_fn = task_loss(train.loss, self.task)
+        self.with_accuracy = self.task == PREDICTION and reports_accuracy(
+            train.loss, self.built.output_shape[-1]
+        )
+        # Next-token runs count tokens too: every position of a sample is a prediction.
+        self.tokens_per_sample = info.input_shape[0] if self.task == NEXT_TOKEN else None
         self.early_stopping = EarlyStopping.from_spec(train.early_stopping)
         if self.resume_from is not None:
             state = load_run_checkpoint(self.resume_from)
@@ -267,6 +280,12 @@ class Trainer:
         if self.removed_temp_files:
             names = ", ".join(path.name for path in self.removed_temp_files)
             self.observer.on_log(f"Removed temp files an interrupted save left behind: {names}")
+        baseline = self.loaders.info.baseline_loss
+        if baseline is not None and self.start_epoch == 1:
+            self.observer.on_log(
+                f"Unigram baseline: a model that ignores the context scores Val Loss "
+                f"{baseline:.4f} (perplexity {perplexity(baseline):.2f}); learning goes below it"
+            )
         status = "completed"
         for epoch in range(self.start_epoch, train.epochs + 1):
             epoch_started = time.perf_counter()
@@ -276,6 +295,9 @@ class Trainer:
                 break
             report = self._finish_epoch(epoch, result, time.perf_counter() - epoch_started)
             self.observer.on_epoch_end(report)
+            epoch_model = getattr(self.observer, "on_epoch_model", None)
+            if epoch_model is not None:  # optional hook: e.g. a sample of generated text
+                epoch_model(self.strategy.unwrap(self.wrapped), report)
             self._after_epoch(report)
             if self.early_stopping is not None and self._should_stop_early(report):
                 status = "early_stopped"
@@ -325,9 +347,9 @@ class Trainer:
             boundary = (index + 1) % k == 0 or index + 1 == batches
             with self._sync_context(boundary):
                 with self.precision.forward_context():
-                    output = self.wrapped(x)
+                    output = self._forward(x)
                     loss = self.loss_fn(output, y)
-                self.precision.backward(loss / k)
+                self.precision.backward(loss / k if k > 1 else loss)
             loss_value = loss.item()
             self._check_loss(loss_value, f"at epoch {epoch}, batch {index}")
             if self.with_accuracy:
@@ -356,6 +378,21 @@ class Trainer:
                 f"the loss became {value:.3g} {where}, up from {self._first_loss:.3g} at the "
                 f"start; lower the learning rate (now {self._lr():g}) or set gradient_clip_val"
             )
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward pass, through torch.compile when train.compile is set."""
+        if self.compiled is None:
+            return self.wrapped(x)  # type: ignore[no-any-return]
+        try:
+            return self.compiled(x)  # type: ignore[no-any-return]
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any compiler failure gets the same advice
+            text = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+            raise TrainingError(
+                f"train.compile: torch.compile failed on this machine ({text}); set "
+                "train.compile = false to train without it"
+            ) from None
 
     def _sync_context(self, boundary: bool) -> Any:
         return contextlib.nullcontext() if boundary else self.strategy.no_sync(self.wrapped)
@@ -406,19 +443,27 @@ class Trainer:
                 f"the learning rate (now {self._lr():g}) or set gradient_clip_val"
             )
         lr = self._lr()
+        next_token = self.task == NEXT_TOKEN
+        train_mean = train_loss / max(train_samples, 1)
+        val_mean = val_loss / val_samples if val_samples else None
+        speed = train_samples / max(train_seconds, 1e-9)  # all ranks together
         report = EpochReport(
             epoch=epoch,
             epochs=self.experiment.train.epochs,
-            train_loss=train_loss / max(train_samples, 1),
+            train_loss=train_mean,
             train_accuracy=train_correct / train_samples
             if self.with_accuracy and train_samples
             else None,
-            val_loss=val_loss / val_samples if val_samples else None,
+            val_loss=val_mean,
             val_accuracy=val_correct / val_samples if self.with_accuracy and val_samples else None,
             lr=lr,
-            samples_per_second=train_samples / max(train_seconds, 1e-9),  # all ranks together
+            samples_per_second=speed,
             elapsed_seconds=seconds,
             skipped_steps=self.precision.skipped_steps,
+            train_perplexity=perplexity(train_mean) if next_token else None,
+            val_perplexity=perplexity(val_mean) if next_token else None,
+            val_bits_per_char=bits_per_token(val_mean) if next_token else None,
+            tokens_per_second=speed * self.tokens_per_sample if self.tokens_per_sample else None,
         )
         self._step_epoch_scheduler(report)
         return report
@@ -502,6 +547,8 @@ class Trainer:
         wall = time.perf_counter() - started
         epochs_done = int(last.get("epoch", self.start_epoch - 1))
         speeds = [row["samples_per_second"] for row in self.history]
+        next_token = self.task == NEXT_TOKEN
+        token_speeds = [row.get("tokens_per_second") or 0.0 for row in self.history]
         return {
             "status": status,
             "train_loss": train_loss,
@@ -519,6 +566,15 @@ class Trainer:
             "effective_batch_size": self._started_report().effective_batch_size,
             "skipped_steps": self.precision.skipped_steps,
             "best_epoch": self.early_stopping.best_epoch if self.early_stopping else None,
+            "task": self.task,
+            "train_perplexity": perplexity(train_loss) if next_token else None,
+            "val_perplexity": perplexity(last.get("val_loss")) if next_token else None,
+            "val_bits_per_char": bits_per_token(last.get("val_loss")) if next_token else None,
+            "tokens_per_second": sum(token_speeds) / len(token_speeds)
+            if next_token and token_speeds
+            else None,
+            "unigram_val_loss": self.loaders.info.baseline_loss,
+            "compiled": self.compiled is not None,
         }
 
     def _final_train_metrics(self) -> tuple[float, float | None]:

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, TensorDataset
 from workbench.engine.errors import DatasetError
 from workbench.engine.experiment import DataSpec
 
-KINDS = ("points2d", "image", "table")
+KINDS = ("points2d", "image", "table", "text")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class DatasetInfo:
     val_size: int
     kind: str  # one of KINDS
     description: str
+    input_dtype: str = "float32"  # "long": samples are token ids
+    vocab_size: int | None = None  # tokens of the vocabulary, for token ids
+    baseline_loss: float | None = None  # text: val loss of a unigram model, the score to beat
 
     @property
     def num_classes(self) -> int:
@@ -51,6 +54,9 @@ class LoadedData:
     val: Dataset[Any]
     class_names: tuple[str, ...]
     input_shape: tuple[int, ...]
+    input_dtype: str = "float32"
+    vocab_size: int | None = None
+    baseline_loss: float | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch.utils.data import TensorDataset
 
-from workbench.engine.datasets import synthetic, tabular, vision
+from workbench.engine.datasets import synthetic, tabular, text, vision
 from workbench.engine.datasets.base import (
     DatasetInfo,
     LoadedData,
@@ -124,6 +124,8 @@ def _load_cifar(spec: DataSpec, options: Options, seed: int) -> LoadedData:
 
 
 def _load_csv(spec: DataSpec, options: Options, seed: int) -> LoadedData:
+    if spec.text_column is not None:
+        return text.csv_text_splits(spec, options, seed)
     table = tabular.read_table(spec.path, spec.label_column, options["delimiter"])
     train, val = tensor_splits(table.features, table.labels, spec.val_split, seed)
     if options["standardize"]:
@@ -131,6 +133,10 @@ def _load_csv(spec: DataSpec, options: Options, seed: int) -> LoadedData:
         train = TensorDataset((train.tensors[0] - mean) / std, train.tensors[1])
         val = TensorDataset((val.tensors[0] - mean) / std, val.tensors[1])
     return LoadedData(train, val, table.class_names, (len(table.feature_names),))
+
+
+def _load_text(spec: DataSpec, options: Options, seed: int) -> LoadedData:
+    return text.text_splits(spec, options)
 
 
 def _load_image_folder(spec: DataSpec, options: Options, seed: int) -> LoadedData:
@@ -233,6 +239,16 @@ _ENTRIES = (
         fast_path=False,
         load=_load_image_folder,
     ),
+    DatasetEntry(
+        name="text",
+        kind="text",
+        description="a UTF-8 text as token ids for next-token training (default: Shakespeare's "
+        "Sonnets, bundled)",
+        options=text.TEXT_OPTIONS,
+        source=BUNDLED,
+        fast_path=True,
+        load=_load_text,
+    ),
 )
 CATALOGUE: dict[str, DatasetEntry] = {entry.name: entry for entry in _ENTRIES}
 
@@ -274,6 +290,9 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         len(loaded.val),  # type: ignore[arg-type]
         entry.kind,
         entry.description,
+        loaded.input_dtype,
+        loaded.vocab_size,
+        loaded.baseline_loss,
     )
     return Splits(loaded.train, loaded.val, info)
 

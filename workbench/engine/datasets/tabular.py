@@ -34,15 +34,15 @@ class Table:
 
 
 def read_table(path: str | None, label_column: str, delimiter: str) -> Table:
-    file = _existing_file(path)
+    file = existing_file(path)
     if len(delimiter) != 1:
         raise DatasetError(
             f"data.options.delimiter: {delimiter!r} must be exactly one character, like ',' or ';'"
         )
-    (header_line, header), rows = _read_rows(file, delimiter)
-    label_index = _label_index(file, header_line, header, label_column)
+    (header_line, header), rows = read_rows(file, delimiter)
+    label_index = find_label_column(file, header_line, header, label_column)
     features, labels = _parse_rows(file, header, rows, label_index)
-    class_names = _class_names(labels)
+    class_names = sorted_classes(labels)
     lookup = {name: index for index, name in enumerate(class_names)}
     x = torch.tensor(features, dtype=torch.float32).reshape(len(rows), len(header) - 1)
     y = torch.tensor([lookup[label] for label in labels], dtype=torch.int64)
@@ -50,7 +50,7 @@ def read_table(path: str | None, label_column: str, delimiter: str) -> Table:
     return Table(x, y, names, class_names)
 
 
-def _existing_file(path: str | None) -> Path:
+def existing_file(path: str | None) -> Path:
     if not path:
         raise DatasetError(
             'data.path: the csv dataset needs a file; set data.path = "table.csv" '
@@ -67,7 +67,7 @@ def _existing_file(path: str | None) -> Path:
 Line = tuple[int, list[str]]
 
 
-def _read_rows(file: Path, delimiter: str) -> tuple[Line, list[Line]]:
+def read_rows(file: Path, delimiter: str) -> tuple[Line, list[Line]]:
     """The header and the non-blank rows, each with its line number in the file."""
     try:
         with file.open(encoding="utf-8-sig", newline="") as handle:
@@ -90,7 +90,7 @@ def _read_rows(file: Path, delimiter: str) -> tuple[Line, list[Line]]:
     return (header_line, [cell.strip() for cell in header]), rows
 
 
-def _label_index(file: Path, line: int, header: list[str], label_column: str) -> int:
+def find_label_column(file: Path, line: int, header: list[str], label_column: str) -> int:
     if label_column not in header:
         raise DatasetError(
             f"{file}, line {line}: no column {label_column!r} in the header "
@@ -114,13 +114,13 @@ def _parse_rows(
             )
         for index, cell in enumerate(row):
             if index == label_index:
-                labels.append(_label(file, line, header[index], cell))
+                labels.append(label_text(file, line, header[index], cell))
             else:
                 features.append(_number(file, line, header[index], cell))
     return features, labels
 
 
-def _label(file: Path, line: int, column: str, cell: str) -> str:
+def label_text(file: Path, line: int, column: str, cell: str) -> str:
     label = cell.strip()
     if not label:
         raise DatasetError(f"{file}, line {line}, column {column!r}: the label is empty")
@@ -144,7 +144,7 @@ def _number(file: Path, line: int, column: str, cell: str) -> float:
     return value
 
 
-def _class_names(labels: list[str]) -> tuple[str, ...]:
+def sorted_classes(labels: list[str]) -> tuple[str, ...]:
     """Sorted label values: numerically when every label is a whole number, else as text."""
     distinct = set(labels)
     try:

@@ -356,8 +356,46 @@ def rebuild(model: nn.Module, recipe: Recipe, sample: torch.Tensor) -> nn.Module
     return convert(prepared, recipe.backend)
 
 
-def load_quantized_state(model: nn.Module, state: dict[str, Any]) -> None:
+RNN_WEIGHTS = "int8_weights."  # a dynamic LSTM/GRU's weights, in place of its packed params
+
+
+def _dynamic_recurrent(model: nn.Module) -> list[tuple[str, Any]]:
     with quiet():
+        from torch.ao.nn.quantized.dynamic.modules.rnn import RNNBase
+
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, RNNBase)]
+
+
+def model_state(model: nn.Module) -> dict[str, Any]:
+    """The int8 model's state_dict with plain entries only: a dynamic LSTM/GRU keeps its
+    weights in packed cell params (a TorchScript object no file format takes), so they are
+    written as its int8 weights and float biases (`lstm.int8_weights.weight_ih_l0`)."""
+    with quiet():
+        state = model.state_dict()
+        for name, module in _dynamic_recurrent(model):
+            packed = f"{name}._all_weight_values."
+            for key in [key for key in state if key.startswith(packed)]:
+                del state[key]
+            weight_bias = module._weight_bias()
+            for values in (weight_bias["weight"], weight_bias["bias"]):
+                for key, value in values.items():
+                    state[f"{name}.{RNN_WEIGHTS}{key}"] = value
+    return state
+
+
+def load_quantized_state(model: nn.Module, state: dict[str, Any]) -> None:
+    """Load what `model_state` wrote: recurrent weights are packed again, then all is loaded."""
+    with quiet():
+        for name, module in _dynamic_recurrent(model):
+            prefix = f"{name}.{RNN_WEIGHTS}"
+            weights = {
+                key[len(prefix) :]: state.pop(key) for key in list(state) if key.startswith(prefix)
+            }
+            if weights:
+                module.set_weight_bias(weights)
+            for key, value in module.state_dict(prefix=f"{name}.").items():
+                if key.startswith(f"{name}._all_weight_values."):
+                    state[key] = value
         model.load_state_dict(state, strict=True)
 
 

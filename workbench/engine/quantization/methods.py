@@ -45,6 +45,12 @@ from workbench.engine.quantization.recipe import (
 )
 from workbench.engine.quantization.report import ModelFigures, ReportCard, evaluate
 from workbench.engine.quantization.saving import default_file_name, load_quantized, save_quantized
+from workbench.engine.quantization.sequence_report import (
+    fast_path_options,
+    is_token_model,
+    sequence_figures,
+)
+from workbench.engine.task import task_kind, task_loss
 
 ProgressCallback = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -417,10 +423,24 @@ class _Run:
         float_latency, int8_latency = measure_side_by_side(
             [float_model, loaded], batch1, batch64, self.measure, stop=self.stop
         )
+        extra = {}
+        if is_token_model(self.sample):
+            self.progress("measuring validation loss and latency per token", 0.75)
+            kind = task_kind(self.experiment.data)
+            extra = sequence_figures(
+                float_model,
+                loaded,
+                self.val_batches,
+                task_loss(loss, kind),
+                int(self.sample.shape[1]),
+                self.measure,
+                self.stop,
+            )
         options = []
         if self.measure.inference_options:
             self.progress("measuring inference options", 0.85)
             options = inference_options(float_model, batch1, batch64, self.measure, self.stop)
+            options += fast_path_options(float_model, batch1, batch64, self.measure, self.stop)
         return ReportCard(
             method=recipe.method,
             path=recipe.path,
@@ -443,6 +463,7 @@ class _Run:
             observer=recipe.observer,
             model_file=str(final_path),
             reload_identical=identical,
+            extra=extra,
         )
 
     def _latency_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:

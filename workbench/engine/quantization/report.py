@@ -11,6 +11,7 @@ import torch
 
 from workbench.engine.quantization.latency import MEASURED, InferenceOption, Latency
 from workbench.engine.quantization.recipe import METHOD_LABELS
+from workbench.engine.quantization.sequence_report import sequence_lines
 
 PATH_LABELS = {
     "eager": "eager mode (torch.ao.quantization)",
@@ -182,6 +183,9 @@ def report_lines(card: ReportCard) -> list[str]:
         "",
         *_main_table(card),
     ]
+    sequence = sequence_lines(card.extra)
+    if sequence:
+        lines += ["", *sequence]
     if card.float_model.per_class:
         lines += ["", *_per_class_table(card)]
     if card.options:

@@ -58,7 +58,7 @@ def save_quantized(
     if recipe.path == "torchao":
         tensors, layout = maintained.encode_subclass_state(model)
     else:
-        tensors, layout = legacy_eager.encode_state(model.state_dict())
+        tensors, layout = legacy_eager.encode_state(legacy_eager.model_state(model))
     payload = {
         "format": FILE_FORMAT,
         "recipe": recipe.to_json(),

@@ -11,6 +11,7 @@ from workbench.engine.datasets.synthetic import (
     TOY_Y_TEST,
     TOY_Y_TRAIN,
 )
+from workbench.engine.datasets.text import text_file
 from workbench.engine.datasets.vision import (
     CIFAR10,
     FASHION_MNIST,
@@ -18,6 +19,7 @@ from workbench.engine.datasets.vision import (
     SPLIT_FOLDERS,
     TorchvisionSet,
 )
+from workbench.engine.errors import ExperimentError
 from workbench.engine.script_export.rules import ScriptPlan
 from workbench.engine.script_export.text import Section, block, join_sections, literal
 
@@ -59,6 +61,8 @@ def data_section(plan: ScriptPlan) -> Section:
         return _cifar(plan)
     if name == "csv":
         return _csv(plan)
+    if name == "text":
+        return _text(plan)
     return _image_folder(plan)
 
 
@@ -257,6 +261,11 @@ def _cifar(plan: ScriptPlan) -> Section:
 
 def _csv(plan: ScriptPlan) -> Section:
     data = plan.experiment.data
+    if data.text_column is not None:
+        raise ExperimentError(
+            "data.text_column: export-script does not write CSV text columns yet; train it "
+            'with `workbench train`, or export a text model (data.name = "text")'
+        )
     constants = "\n".join(
         [
             f"CSV_PATH = {literal(data.path)}",
@@ -333,3 +342,56 @@ def _image_folder(plan: ScriptPlan) -> Section:
     )
     text = join_sections([constants, block(SPLIT_INDICES), loader])
     return Section(text, _VISION | {"import numpy as np"})
+
+
+TEXT_BLOCKS = '''
+def token_blocks(ids, stride):
+    """Inputs [N, BLOCK_SIZE] starting every `stride` tokens, and their targets: the same
+    tokens shifted by one (the next token at every position)."""
+    count = (len(ids) - BLOCK_SIZE - 1) // stride + 1 if len(ids) > BLOCK_SIZE else 0
+    index = (torch.arange(count) * stride)[:, None] + torch.arange(BLOCK_SIZE)[None, :]
+    return ids[index], ids[index + 1]
+'''
+CHAR_TOKENS = """
+    tokens = sorted(set(text))  # the vocabulary: every character of the text, sorted
+    index = {char: position for position, char in enumerate(tokens)}
+    ids = torch.tensor([index[char] for char in text], dtype=torch.long)"""
+BYTE_TOKENS = """
+    tokens = [chr(value) for value in range(256)]  # the vocabulary: the 256 byte values
+    ids = torch.tensor(list(text.encode("utf-8")), dtype=torch.long)"""
+
+
+def _text(plan: ScriptPlan) -> Section:
+    """The text as token ids, split and cut into blocks as the engine does (text.py)."""
+    data = plan.experiment.data
+    file = text_file(data.path).resolve()
+    bundled = ["# Shakespeare's Sonnets, as bundled with Torch Workbench"] if not data.path else []
+    constants = "\n".join(
+        [
+            *bundled,
+            f"TEXT_PATH = {literal(str(file))}",
+            f"BLOCK_SIZE = {literal(data.block_size)}",
+            f"STRIDE = {literal(plan.options['stride'] or data.block_size)}",
+            f"VAL_SPLIT = {literal(data.val_split)}",
+        ]
+    )
+    tokens = BYTE_TOKENS if data.tokenizer == "byte" else CHAR_TOKENS
+    loader = (
+        "def load_data():\n"
+        '    """The first (1 - VAL_SPLIT) of the text for training, the rest for validation."""\n'
+        '    with open(TEXT_PATH, encoding="utf-8") as handle:\n'
+        '        text = handle.read().removeprefix("\\ufeff")'
+        f"{tokens}\n"
+        + block(
+            """
+            n_val = math.floor(len(ids) * VAL_SPLIT) if VAL_SPLIT > 0 else 0
+            train_ids, val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+            train_set = TensorDataset(*token_blocks(train_ids, STRIDE))
+            val_set = TensorDataset(*token_blocks(val_ids, BLOCK_SIZE))
+            return train_set, val_set, tokens
+            """,
+            4,
+        )
+    )
+    text = join_sections([constants, block(TEXT_BLOCKS), loader])
+    return Section(text, frozenset({"import math", _TENSOR_DATASET}))

@@ -103,6 +103,15 @@ def _loss_helpers(plan: ScriptPlan) -> str:
     function = functional_loss(plan)
     if function is None:
         return ""
+    if plan.next_token:
+        return block(
+            f'''
+            def loss_fn(output, target):
+                """The next token at every position: [batch, length, vocab] scores against
+                [batch, length] ids, as one [batch * length] classification."""
+                return nn.functional.{function}(output.flatten(0, -2), target.flatten())
+            '''
+        )
     return block(
         f'''
         def float_targets(output, target):
@@ -119,6 +128,8 @@ def _loss_helpers(plan: ScriptPlan) -> str:
 
 
 def _count_correct(plan: ScriptPlan) -> str:
+    if plan.next_token:
+        return "def count_correct(output, target):\n    return 0  # next tokens: scored by loss"
     if plan.accuracy_rule is None:
         reason = (
             "one output and this loss: nothing to count"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+from torch import nn
 
 from workbench.engine.layers import CATALOGUE, LayerType
 from workbench.engine.model_planner import LayerRow
 from workbench.engine.script_export.rules import constructor_defaults
 from workbench.engine.script_export.text import Code, literal
+from workbench.engine.sequence_layers import EXPORT_CLASSES
 
 
 def layer_source(row: LayerRow, given: Mapping[str, Code] | None = None) -> str:
@@ -25,11 +28,17 @@ def layer_call(row: LayerRow, given: Mapping[str, Code] | None = None) -> tuple[
     """
     kind = CATALOGUE[row.type]
     values: dict[str, object] = {**row.resolved, **(given or {})}
-    defaults = constructor_defaults(kind.module_class)
+    # nn.LSTM takes *args: its documented defaults are RNNBase's.
+    recurrent = issubclass(kind.module_class, nn.RNNBase)
+    defaults = constructor_defaults(nn.RNNBase if recurrent else kind.module_class)
     positional = _positional(kind)
     args = [literal(values[name]) for name in positional]
+    fixed = dict(kind.fixed)
     for name, value in values.items():
         if name in positional:
+            continue
+        if name in fixed:  # batch_first=True: workbench feeds [batch, length, features]
+            args.append(f"{name}={literal(value)}")
             continue
         if kind.shape_rule == "pool" and name == "stride" and value == values["kernel_size"]:
             continue
@@ -38,7 +47,25 @@ def layer_call(row: LayerRow, given: Mapping[str, Code] | None = None) -> tuple[
         if name in defaults and defaults[name] is None and value is None:
             continue
         args.append(f"{kind.param(name).name}={literal(value)}")
-    return f"nn.{kind.module_class.__name__}", args
+    own = kind.exported_class
+    function = own.__name__ if own is not None else f"nn.{kind.module_class.__name__}"
+    if row.repeat > 1:  # copies made in turn, as the engine makes them
+        return "nn.Sequential", [f"*[{function}({', '.join(args)}) for _ in range({row.repeat})]"]
+    return function, args
+
+
+def own_classes(rows: Sequence[LayerRow]) -> list[type[nn.Module]]:
+    """The classes of our own the layers use (a Transformer block's parts first), once each,
+    inside blocks too."""
+    found: list[type[nn.Module]] = []
+    for row in rows:
+        inner = [cls for repeat in row.blocks for cls in own_classes(repeat)]
+        own = CATALOGUE[row.type].exported_class if row.type in CATALOGUE else None
+        needed = EXPORT_CLASSES.get(own, (own,)) if own is not None else ()
+        for cls in (*inner, *needed):
+            if cls not in found:
+                found.append(cls)
+    return found
 
 
 def _positional(kind: LayerType) -> tuple[str, ...]:

@@ -24,7 +24,8 @@ _DDP_IMPORTS = frozenset(
 
 def main_section(plan: ScriptPlan) -> Section:
     lines = [*_setup(plan), *_validation_loader(plan), *_early_stopping_setup(plan)]
-    lines += ["val_loss = val_accuracy = None", "", "for epoch in range(1, EPOCHS + 1):"]
+    first = "val_loss = None" if plan.next_token else "val_loss = val_accuracy = None"
+    lines += [first, "", "for epoch in range(1, EPOCHS + 1):"]
     lines.append(textwrap.indent("\n".join(_epoch(plan)), "    "))
     lines += _finish(plan)
     body = textwrap.indent("\n".join(lines), "    ")
@@ -147,12 +148,22 @@ def _epoch(plan: ScriptPlan) -> list[str]:
         ]
     else:
         lines.append("train_loss_sum, train_correct, train_samples = train_sums")
+    if plan.next_token:  # scored by loss, perplexity and bits per character
+        lines += [
+            "val_loss_sum, _, val_samples = val_sums",
+            "train_loss = train_loss_sum / train_samples",
+            "if val_samples:",
+            "    val_loss = val_loss_sum / val_samples",
+        ]
+    else:
+        lines += [
+            "val_loss_sum, val_correct, val_samples = val_sums",
+            "train_loss = train_loss_sum / train_samples",
+            "train_accuracy = train_correct / train_samples",
+            "if val_samples:",
+            "    val_loss, val_accuracy = val_loss_sum / val_samples, val_correct / val_samples",
+        ]
     lines += [
-        "val_loss_sum, val_correct, val_samples = val_sums",
-        "train_loss = train_loss_sum / train_samples",
-        "train_accuracy = train_correct / train_samples",
-        "if val_samples:",
-        "    val_loss, val_accuracy = val_loss_sum / val_samples, val_correct / val_samples",
         'lr = optimizer.param_groups[0]["lr"]',
         _report(plan),
     ]
@@ -168,7 +179,10 @@ def _epoch(plan: ScriptPlan) -> list[str]:
 
 
 def _report(plan: ScriptPlan) -> str:
-    """The epoch line the engine prints: accuracies only where the engine reports them."""
+    """The epoch line the engine prints: accuracies only where the engine reports them,
+    perplexity and bits per character for a text model."""
+    if plan.next_token:
+        return _next_token_report(plan)
     train_acc = "{percent(train_accuracy)}" if plan.reports_accuracy else "n/a"
     val_acc = "{percent(val_accuracy)}" if plan.reports_accuracy else "n/a"
     message = [
@@ -178,6 +192,23 @@ def _report(plan: ScriptPlan) -> str:
     ]
     report = "print(\n" + "\n".join(f"    {part}" for part in message) + "\n)"
     return f"if main_process:\n{textwrap.indent(report, '    ')}" if plan.ddp else report
+
+
+def _next_token_report(plan: ScriptPlan) -> str:
+    message = [
+        'f"Epoch: {epoch:03d}/{EPOCHS:03d} | Train Loss: {train_loss:.4f} "',
+        'f"| Val Loss: {number(val_loss)} | Val PPL: {number(perplexity)} "',
+        'f"| Val BPC: {number(bits_per_char)} | LR: {lr:.3g}"',
+    ]
+    report = "print(\n" + "\n".join(f"    {part}" for part in message) + "\n)"
+    lines = [
+        "# Perplexity e^loss: how many characters the model hesitates between; bits per",
+        "# character: the loss in bits.",
+        "perplexity = math.exp(min(val_loss, 700.0)) if val_loss is not None else None",
+        "bits_per_char = val_loss / math.log(2.0) if val_loss is not None else None",
+        f"if main_process:\n{textwrap.indent(report, '    ')}" if plan.ddp else report,
+    ]
+    return "\n".join(lines)
 
 
 def _early_stopping_check(plan: ScriptPlan, early: EarlyStoppingSpec) -> list[str]:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from workbench.engine.graph_module import GraphModel, GraphProgram
 from workbench.engine.model_builder import BuiltModel, LayerRow
-from workbench.engine.script_export.layer_code import layer_call
+from workbench.engine.script_export.layer_code import layer_call, own_classes
 from workbench.engine.script_export.text import WIDTH, Code, ModelCode, call, doc_text, literal
+from workbench.engine.sequence_layers import export_source
 
 MODEL_CLASS = "Net"
 AMBIGUOUS = frozenset({"l", "O", "I"})  # pycodestyle refuses these as names (E741, E742)
@@ -91,7 +92,10 @@ class _Writer:
         self.imports = {"from torch import nn"}
         self.uses: dict[str, list[_Use]] = {}  # block -> its repeats, inner blocks first
         self._collect(built.rows)
-        used = set(taken) | OWN_NAMES
+        self.own = own_classes(built.rows)  # classes of ours the layers need, e.g. LSTM
+        if self.own:
+            self.imports |= {"import math", "import torch"}
+        used = set(taken) | OWN_NAMES | {cls.__name__ for cls in self.own}
         self.classes = {block: self._class_name(block, used) for block in self.uses}
         self.parameters: dict[str, tuple[str, ...]] = {}  # block -> its class's arguments
         self.given: dict[str, dict[Slot, Code]] = {}  # block -> values its arguments give
@@ -102,7 +106,8 @@ class _Writer:
     # ------------------------------------------------------------------ the whole model
 
     def code(self) -> ModelCode:
-        definitions = [self._block_class(block) for block in self.uses]
+        definitions = [export_source(cls) for cls in self.own]
+        definitions += [self._block_class(block) for block in self.uses]
         rows = self.built.rows
         if self.built.is_chain and all(row.name in ("", str(row.index)) for row in rows):
             body = self._numbered_chain(rows)

@@ -36,6 +36,7 @@ from workbench.engine.optimization import (
 )
 from workbench.engine.precision import autocast_dtype, uses_grad_scaler
 from workbench.engine.script_export.text import Code, call, literal
+from workbench.engine.task import NEXT_TOKEN, task_kind
 from workbench.engine.trainer import uses_channels_last
 
 # The script names its constants and variables after these; the experiment's values never
@@ -45,6 +46,7 @@ LEARNING_RATE = Code("LEARNING_RATE")
 STEPS_PER_EPOCH = Code("steps_per_epoch")
 METRIC_VARIABLES = {monitor: monitor for monitor in MONITORS}  # train_loss ... val_accuracy
 FUNCTIONAL_LOSSES = {"MSELoss": "mse_loss", "BCEWithLogitsLoss": "binary_cross_entropy_with_logits"}
+NEXT_TOKEN_LOSSES = {"CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ScriptPlan:
     scheduler_steps_on_loss: bool  # ReduceLROnPlateau
     minimize_monitor: bool  # early stopping: a lower value is better
     ddp_cuda_when_available: bool  # DDP ranks take GPUs where the machine has them
+    next_token: bool = False  # a text model: the loss over every position, perplexity reported
 
     @property
     def ddp(self) -> bool:
@@ -76,12 +79,13 @@ def plan_script(experiment: Experiment, source: str | None) -> ScriptPlan:
     built = build_experiment_model(experiment)
     dtype = autocast_dtype(train.precision)
     early = train.early_stopping
+    next_token = task_kind(experiment.data) == NEXT_TOKEN
     return ScriptPlan(
         experiment=experiment,
         built=built,
         options=dataset_options(experiment.data),
         channels_last=uses_channels_last(train.memory_format, built.module),
-        reports_accuracy=reports_accuracy(train.loss, built.output_shape[-1]),
+        reports_accuracy=not next_token and reports_accuracy(train.loss, built.output_shape[-1]),
         accuracy_rule=accuracy_rule(train.loss, built.output_shape),
         autocast_dtype=None if dtype is None else str(dtype),
         grad_scaler=uses_grad_scaler(train.precision),
@@ -90,6 +94,7 @@ def plan_script(experiment: Experiment, source: str | None) -> ScriptPlan:
         minimize_monitor=early is not None and resolved_mode(early.monitor, early.mode) == "min",
         ddp_cuda_when_available=train.ddp.enabled
         and ddp_device_kind(train.device, cuda_present=True) == "cuda",
+        next_token=next_token,
     )
 
 
@@ -131,6 +136,8 @@ def loss_class(plan: ScriptPlan) -> str:
 
 def functional_loss(plan: ScriptPlan) -> str | None:
     """`mse_loss` where the loss takes float targets (labels made one-hot), else None."""
+    if plan.next_token:
+        return NEXT_TOKEN_LOSSES[loss_class(plan)]
     if plan.experiment.train.loss not in FLOAT_TARGET_LOSSES:
         return None
     return FUNCTIONAL_LOSSES[loss_class(plan)]
