@@ -31,6 +31,7 @@ from workbench.engine.optimization import (
     scheduler_steps_on_loss,
     scheduler_steps_per_batch,
 )
+from workbench.engine.own_model import check_fits_loss
 from workbench.engine.precision import Precision, make_precision
 from workbench.engine.reports import (
     BaseObserver,
@@ -130,6 +131,7 @@ class Trainer:
         input_shape = model_input_shape(self.experiment.model, info.input_shape, info.name)
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
         self.built = build_model(self.experiment.model, tuple(input_shape))
+        check_fits_loss(self.built, train.loss, info.num_classes, info.name)  # own code's output
         if self.initial_weights is not None:  # e.g. weights the user loaded into the stack
             self.built.module.load_state_dict(self.initial_weights)
         self.channels_last = uses_channels_last(
@@ -191,10 +193,24 @@ class Trainer:
             )
             self._report_failure(message)
             raise TrainingError(message) from None
+        except Exception as exc:
+            error = self._error_in_model_code(exc)
+            if error is None:
+                raise
+            self._report_failure(error)
+            self._write_files(self._summary(started, status="failed"), weights=False)
+            raise TrainingError(error) from None
         finally:
             self.strategy.teardown()
         self.observer.on_finished(summary)
         return summary
+
+    def _error_in_model_code(self, exc: Exception) -> str | None:
+        """The failure as an error in the user's own model code (their file and line), or
+        None when the model is not from code or their code is not where it failed."""
+        code = self.built.code
+        error = code.error_in_code(exc, "training") if code is not None else None
+        return None if error is None else str(error)
 
     def _report_failure(self, message: str) -> None:
         self.failed_reported = True
