@@ -128,6 +128,9 @@ def code_spec_problem(spec: ModelSpec) -> tuple[str, str] | None:
         return "model.module", str(exc)
     if reference.kind == EXPORTED and spec.kwargs:
         return "model.kwargs", "a .pt2 program is built already and takes no kwargs; remove them"
+    for key in spec.kwargs:
+        if not _is_name(key):
+            return f"model.kwargs.{key!r}", "not a parameter name; use the name as Python spells it"
     return None
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
+import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -298,3 +300,48 @@ def _at(line: tuple[str, int] | None) -> str:
 
 def _file_text(files: tuple[Path, ...]) -> str | None:
     return str(files[0]) if files else None
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+@contextlib.contextmanager
+def explained_trace_failure(code: CodeModel | None, purpose: str) -> Iterator[None]:
+    """Around torch.export of a model from code: torch's own logging muted, and a failure
+    reported as the line of the user's forward that does not trace (a WorkbenchError)."""
+    if code is None:
+        yield
+        return
+    names = ["torch", *(n for n in logging.root.manager.loggerDict if n.startswith("torch."))]
+    loggers = [(logger, logger.level) for logger in map(logging.getLogger, names)]
+    for logger, _level in loggers:
+        logger.setLevel(logging.CRITICAL)  # export logs the partial graph before it raises
+    try:
+        # A failing export also prints its partial graph to stderr, torch internals the
+        # message below replaces with the user's line.
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    except Exception as exc:  # noqa: BLE001 - export fails in many ways; each is told as the line
+        raise untraceable_error(code, exc, purpose) from None
+    finally:
+        for logger, level in loggers:
+            logger.setLevel(level)
+
+
+def untraceable_error(code: CodeModel, exc: BaseException, purpose: str) -> ModelCodeError:
+    """`net.py, line 11, in forward: does not trace (...)` with the fixes that work."""
+    frame = user_frame(exc, {str(path) for path in code.files})
+    where = (
+        f"{shown_path(frame.filename)}, line {frame.lineno}, in {frame.name}"
+        if frame is not None
+        else f"{code.label}'s forward"
+    )
+    line = f"\n    {frame.line.strip()}" if frame is not None and frame.line else ""
+    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return ModelCodeError(
+        f"{purpose} traces the model with torch.export, which cannot trace {where}:{line}\n"
+        f"({reason.rstrip(': ')})\nwrite that line without Python decisions on tensor values "
+        "(torch.where, torch.cond), or use --method dynamic, which needs no tracing",
+        frame.filename if frame is not None else None,
+        frame.lineno if frame is not None else None,
+    )

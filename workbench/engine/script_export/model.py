@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from workbench.engine.layers import CATALOGUE, LayerType
 from workbench.engine.model_builder import BuiltModel, LayerRow
+from workbench.engine.script_export.own_model import code_model_section
 from workbench.engine.script_export.rules import constructor_defaults
 from workbench.engine.script_export.text import Section, doc_text, literal
 
 
 def model_section(built: BuiltModel) -> Section:
     """`def build_model():` returning the stack as an `nn.Sequential` with every size written out."""
+    if built.code is not None:  # the user's own class, imported from a copy of their file
+        return code_model_section(built)
     lines = [layer_source(row) for row in built.rows]
     body = "\n".join(f"        {line}," for line in lines)
     shapes = doc_text(
