@@ -19,6 +19,7 @@ from __future__ import annotations
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,9 +106,14 @@ def _input_of(module: torch.fx.GraphModule, path: Path) -> tuple[Shape, str]:
 
 def make_switchable(module: torch.fx.GraphModule) -> None:
     """Give the graph a working `train(mode)`/`eval()`: they set the dropout and batch-norm
-    operators' training flags (recompiling only when one changes) and the modules' flags."""
+    operators' training flags (recompiling only when one changes) and the modules' flags.
+
+    Instance methods, as torch.export's own refusals are; a copy (insight's snapshots) gets
+    them again, since GraphModule's deepcopy rebuilds the module from its graph.
+    """
     module.train = types.MethodType(_train, module)  # type: ignore[method-assign]
     module.eval = types.MethodType(_eval, module)  # type: ignore[method-assign]
+    module.__deepcopy__ = types.MethodType(_deepcopy, module)  # type: ignore[method-assign]
 
 
 def _train(self: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
@@ -120,6 +126,13 @@ def _train(self: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModul
 
 def _eval(self: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return _train(self, False)
+
+
+def _deepcopy(self: torch.fx.GraphModule, memo: dict[int, Any]) -> torch.fx.GraphModule:
+    copied = torch.fx.GraphModule.__deepcopy__(self, memo)
+    make_switchable(copied)
+    copied.training = self.training
+    return copied
 
 
 def set_operators_training(module: torch.fx.GraphModule, training: bool) -> bool:

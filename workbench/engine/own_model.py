@@ -5,6 +5,7 @@ against the loss before training. Every error in the user's code is reported as 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import io
 import logging
@@ -230,8 +231,10 @@ def _build_exported(
             f"{shown_path(reference.path)}: the program does not run on a batch of "
             f"{list(shape)} ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})"
         ) from None
-    digest = ""
-    code = CodeModel(reference, spec.kwargs, digest, (), _output_dtype(survey), None)
+    # torch.export's input-shape guard is a module of the graph, not of the user's model
+    rows = tuple(row for row in survey.rows if not row.path.startswith("_guards_fn"))
+    survey = dataclasses.replace(survey, rows=rows)
+    code = CodeModel(reference, spec.kwargs, "", (), _output_dtype(survey), None)
     if survey.output_shape is None:
         raise ModelBuildError(
             f"{shown_path(reference.path)}: the program returns a {survey.output_type}; "
