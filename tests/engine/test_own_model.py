@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from tests.engine.test_script_export import DRIVER
-from tests.own_models import MODELS, reference_model, write_project
+from tests.own_models import MODELS, OwnModel, reference_model, write_project
 from workbench.engine.checkpoints import load_strict, reconcile
+from workbench.engine.errors import ModelCodeError
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.experiment_model import build_experiment_model
 from workbench.engine.insight.autograd_graph import autograd_graph
@@ -239,3 +240,45 @@ def test_reconcile_fits_a_checkpoint_of_the_users_class_and_suggests_renames(
     result = reconcile(renamed, model)
     assert not result.fits and result.fits_after_renames
     assert result.suggested_renames["dense.weight"] == "fc1.weight"
+
+
+def test_static_quantization_takes_a_traceable_model_through_its_traced_graph(
+    trained: dict[str, Trained], tmp_path: Path
+) -> None:
+    _project, experiment, out, _summary = trained["residual"]
+    state = torch.load(out / "model.pth", weights_only=True)
+    options = QuantizationOptions(method="static", calibration_samples=64)
+    outcome = quantize_experiment(experiment, state, options, tmp_path, measure=FAST)
+    assert outcome.report.path == "pt2e" and outcome.report.reload_identical is True
+
+
+def test_static_quantization_names_the_line_that_does_not_trace(tmp_path: Path) -> None:
+    branchy = OwnModel(
+        "branchy.py",
+        MODELS["factory"].source.replace(
+            "    return nn.Sequential(*layers)",
+            "    return Branchy(nn.Sequential(*layers))\n\n\n"
+            "class Branchy(nn.Module):\n"
+            "    def __init__(self, inner):\n"
+            "        super().__init__()\n"
+            "        self.inner = inner\n\n"
+            "    def forward(self, x):\n"
+            "        if x.sum() > 0:\n"
+            "            x = x * 2\n"
+            "        return self.inner(x)\n",
+        ),
+        "make_mlp",
+    )
+    experiment = load_experiment(write_project(tmp_path, branchy))
+    state = build_experiment_model(experiment).module.state_dict()
+    with pytest.raises(ModelCodeError) as caught:
+        quantize_experiment(
+            experiment, state, QuantizationOptions(method="static"), tmp_path, measure=FAST
+        )
+    assert str(caught.value).startswith(
+        "static quantization traces the model with torch.export, which cannot trace "
+        f"{tmp_path / 'models' / 'branchy.py'}, line 20, in forward:\n    if x.sum() > 0:\n"
+    )
+    assert "or use --method dynamic, which needs no tracing" in str(caught.value)
+    assert caught.value.line == 20
+    assert not list(tmp_path.glob("model-static*"))
