@@ -11,6 +11,7 @@ import pytest
 from tests.own_models import CNN
 from workbench.engine.experiment import load_experiment, save_experiment
 from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.model_source import model_candidates
 from workbench.engine.module_trust import TRUST_KEY, ModuleTrust, file_digest
 from workbench.engine.user_code import UntrustedCodeError, set_import_gate
 
@@ -131,3 +132,14 @@ def test_a_changed_file_is_imported_afresh_and_an_unchanged_one_once(
     )
     third = build_experiment_model(experiment)  # what Reload does: the new content
     assert marker.read_text() == "2" and third.total_parameters == 3_658 + 6
+
+
+def test_the_candidates_of_a_file_are_read_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "imported.txt"
+    file = tmp_path / "net.py"
+    source = f"from pathlib import Path\nPath({str(marker)!r}).write_text('x')\n{CNN}"
+    file.write_text(source + "\n\nclass Helper:\n    pass\n", encoding="utf-8")
+    assert model_candidates(file) == ["Net", "main", "Helper"]
+    assert not marker.exists()
+    file.write_text("class Net(nn.Module)\n")
+    assert model_candidates(file) == []

@@ -3,6 +3,7 @@ factory in it, an importable module and a name in it, or a program saved by torc
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import keyword
 import os
@@ -176,3 +177,23 @@ def _is_name(text: str) -> bool:
 def _is_windows_drive(text: str, target: str) -> bool:
     """`C:\\models\\net.py` has a colon that names no class."""
     return len(target) == 1 and target.isalpha() and text[2:3] in ("\\", "/")
+
+
+def model_candidates(path: str | Path) -> list[str]:
+    """The classes and functions a Python file defines at its top level, read with `ast`, not
+    imported: what File > Open Model Code offers to choose from before anything runs. Classes
+    that derive from something named `Module` come first. A file that does not parse gives []
+    (building it reports the syntax error at its line)."""
+    try:
+        tree = ast.parse(Path(path).read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    modules: list[str] = []
+    others: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            bases = [ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases]
+            (modules if "Module" in bases else others).append(node.name)
+        elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            others.append(node.name)
+    return modules + others
