@@ -244,3 +244,14 @@ def test_building_names_the_users_file_not_ours(tmp_path: Path) -> None:
     built = build_experiment_model(load_experiment(path))
     assert built.code is not None and built.code.path == tmp_path / "models" / "net.py"
     assert built.code.label == "Net from net.py" and len(built.code.digest) == 64
+
+
+def test_a_factory_output_that_does_not_fit_points_at_the_factory_not_at_torch(
+    tmp_path: Path,
+) -> None:
+    source = MODELS["factory"].source.lstrip()
+    path = project(tmp_path, source, module="models/net.py:make_mlp", kwargs="{ num_classes = 5 }")
+    error = train_error(path)
+    assert isinstance(error, ModelCodeError) and error.line == 4  # def make_mlp(...)
+    assert str(error).startswith(f"{tmp_path / 'models' / 'net.py'}, line 4: make_mlp from net.py")
+    assert "container.py" not in str(error) and "returns [5] float32 per sample" in str(error)

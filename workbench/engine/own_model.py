@@ -10,7 +10,7 @@ import inspect
 import io
 import logging
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, FrameType
@@ -87,10 +87,10 @@ def build_code_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) 
     with torch.random.fork_rng(devices=[]):  # code run at import draws nothing from the seed
         loaded = load_code(reference)
     files = (loaded.path,) if loaded.path is not None else ()
-    module = _make(loaded, reference, thaw(spec.kwargs), files)
-    survey, returned = _survey(module, shape, spec.input_dtype, reference, files)
+    target, module = _make(loaded, reference, thaw(spec.kwargs), files)
+    survey, returned = _survey(module, target, shape, spec.input_dtype, reference, files)
     code = CodeModel(reference, spec.kwargs, loaded.digest, files, _output_dtype(survey), returned)
-    return _built(module, survey, code, reference)
+    return _built(module, survey, code)
 
 
 def _required_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape:
@@ -105,7 +105,8 @@ def _required_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape
 
 def _make(
     loaded: LoadedCode, reference: ModelReference, kwargs: dict[str, Any], files: tuple[Path, ...]
-) -> nn.Module:
+) -> tuple[Callable[..., Any], nn.Module]:
+    """The class or factory, and the model it makes with `kwargs`."""
     target = find_target(loaded, reference)
     name = f"{reference.attribute}"
     if inspect.isclass(target) and not issubclass(target, nn.Module):
@@ -126,17 +127,20 @@ def _make(
             "torch.nn.Module; return the model (an nn.Module)",
             _file_text(files),
         )
-    return module
+    return target, module
 
 
 def _survey(
     module: nn.Module,
+    target: Callable[..., Any],
     shape: Shape,
     dtype: str,
     reference: ModelReference,
     files: tuple[Path, ...],
 ) -> tuple[ForwardSurvey, tuple[str, int] | None]:
-    forward = getattr(type(module).forward, "__code__", None)
+    """Run the model once with hooks; refuse an output training cannot use, at the line of the
+    user's forward that returned it (or their factory's, for a torch container)."""
+    forward = _own_code(getattr(type(module).forward, "__code__", None), files)
     during = (
         f"running {reference.attribute}'s forward on a batch of {PROBE_BATCH} samples of "
         f"zeros, shaped {list(shape)}"
@@ -146,8 +150,10 @@ def _survey(
             survey = survey_forward(module, shape, dtype)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code may raise anything
         raise code_error(exc, files, during) from None
-    where = returned[0] if returned else None
-    line = (where.co_filename, returned[1]) if where is not None and returned else None
+    line = (forward.co_filename, returned[0]) if forward is not None and returned else None
+    if line is None:
+        made_by = _own_code(getattr(target, "__code__", None), files)  # a factory function
+        line = (made_by.co_filename, made_by.co_firstlineno) if made_by is not None else None
     if survey.output_shape is None:
         raise ModelCodeError(
             f"{_at(line)}{reference.label}: forward returns a {survey.output_type}; training "
@@ -164,10 +170,17 @@ def _survey(
     return survey, line
 
 
+def _own_code(code: CodeType | None, files: tuple[Path, ...]) -> CodeType | None:
+    """`code` if it lies in the user's files (their forward, not torch's nn.Sequential's)."""
+    if code is None or Path(code.co_filename).absolute() not in files:
+        return None
+    return code
+
+
 @contextlib.contextmanager
-def _return_line(code: CodeType | None) -> Iterator[list[Any]]:
-    """Where `code` (the model's forward) returned: [code, line] once it has."""
-    found: list[Any] = []
+def _return_line(code: CodeType | None) -> Iterator[list[int]]:
+    """The line `code` (the model's forward) returned from: [line] once it has."""
+    found: list[int] = []
     if code is None:
         yield found
         return
@@ -175,7 +188,7 @@ def _return_line(code: CodeType | None) -> Iterator[list[Any]]:
 
     def profile(frame: FrameType, event: str, arg: object) -> None:
         if event == "return" and frame.f_code is code:
-            found[:] = [code, frame.f_lineno]
+            found[:] = [frame.f_lineno]
 
     sys.setprofile(profile)
     try:
@@ -189,9 +202,7 @@ def _output_dtype(survey: ForwardSurvey) -> torch.dtype:
     return survey.output_dtype
 
 
-def _built(
-    module: nn.Module, survey: ForwardSurvey, code: CodeModel, reference: ModelReference
-) -> BuiltModel:
+def _built(module: nn.Module, survey: ForwardSurvey, code: CodeModel) -> BuiltModel:
     assert survey.output_shape is not None
     parameters = list(module.parameters())
     return BuiltModel(
@@ -240,7 +251,7 @@ def _build_exported(
             f"{shown_path(reference.path)}: the program returns a {survey.output_type}; "
             "training needs one tensor of outputs"
         )
-    return _built(exported.module, survey, code, reference)
+    return _built(exported.module, survey, code)
 
 
 # --------------------------------------------------------------------------- fitting the loss
