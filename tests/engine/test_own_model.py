@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from tests.engine.test_script_export import DRIVER
+from tests.engine.test_script_export import run_scripts_in
 from tests.own_models import MODELS, OwnModel, reference_model, write_project
 from workbench.engine.checkpoints import load_strict, reconcile
 from workbench.engine.errors import ModelCodeError
@@ -127,18 +124,8 @@ def test_the_exported_scripts_train_standalone_with_a_copy_of_the_users_file(
         assert (folder / model.file).read_text() == model.source.lstrip()
         script = (folder / "train.py").read_text()
         assert f"from {Path(model.file).stem} import {model.attribute}" in script
-        folders.append(str(folder))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["OMP_NUM_THREADS"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, *folders],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+        folders.append(folder)
+    run_scripts_in(tmp_path, folders)
     for name, (project, _experiment, _out, summary) in trained.items():
         printed = (tmp_path / name / "stdout.txt").read_text()
         assert "main() must not run" not in printed

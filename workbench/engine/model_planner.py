@@ -110,7 +110,7 @@ def plan_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) -> Mod
     random numbers; it is cheap enough to run on every edit in the GUI.
     """
     try:
-        shape = _input_shape(spec, input_shape)
+        shape = resolve_input_shape(spec, input_shape)
     except ModelBuildError as problem:
         return ModelPlan((), (), (problem,), spec.input_dtype)
     graph = model_graph(spec)
@@ -479,7 +479,8 @@ def _cross_check(layer: PlannedLayer, module: nn.Module, expected: Shape, dtype:
         )
 
 
-def _input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape:
+def resolve_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape:
+    """The shape one sample has: `input_shape`, else `model.input_shape`; checked."""
     shape = input_shape if input_shape is not None else spec.input_shape
     if shape is None:
         raise ModelBuildError(

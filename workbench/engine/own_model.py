@@ -23,6 +23,7 @@ from workbench.engine.errors import ModelBuildError, ModelCodeError
 from workbench.engine.exported_model import load_exported_model
 from workbench.engine.frozen import thaw
 from workbench.engine.model_builder import BuiltModel
+from workbench.engine.model_planner import resolve_input_shape
 from workbench.engine.model_source import EXPORTED, ModelReference, model_reference
 from workbench.engine.model_spec import ModelSpec
 from workbench.engine.module_summary import (
@@ -83,7 +84,7 @@ def build_code_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) 
         raise ModelBuildError(f"model.module: {exc}") from None
     if reference.kind == EXPORTED:
         return _build_exported(spec, reference, input_shape)
-    shape = _required_shape(spec, input_shape)
+    shape = resolve_input_shape(spec, input_shape)
     with torch.random.fork_rng(devices=[]):  # code run at import draws nothing from the seed
         loaded = load_code(reference)
     files = (loaded.path,) if loaded.path is not None else ()
@@ -91,16 +92,6 @@ def build_code_model(spec: ModelSpec, input_shape: Sequence[int] | None = None) 
     survey, returned = _survey(module, target, shape, spec.input_dtype, reference, files)
     code = CodeModel(reference, spec.kwargs, loaded.digest, files, _output_dtype(survey), returned)
     return _built(module, survey, code)
-
-
-def _required_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape:
-    shape = input_shape if input_shape is not None else spec.input_shape
-    if shape is None:
-        raise ModelBuildError(
-            "model.input_shape: the shape of one sample is needed to run the model once; set "
-            "it (e.g. input_shape = [1, 28, 28]) or build it for a dataset"
-        )
-    return tuple(int(size) for size in shape)
 
 
 def _make(
