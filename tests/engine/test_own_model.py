@@ -23,6 +23,7 @@ from workbench.engine.insight.model_probe import ModelProbe
 from workbench.engine.insight.predict import predict
 from workbench.engine.model_builder import summary_text
 from workbench.engine.model_source import model_label
+from workbench.engine.module_summary import child_rows
 from workbench.engine.quantization import (
     MeasureSettings,
     QuantizationOptions,
@@ -183,6 +184,10 @@ def test_the_residual_forward_reaches_every_module(tmp_path: Path) -> None:
     assert rows["layer1"].parameters == 576 * 2 + 32 and rows["layer1"].depth == 0
     assert rows["layer1.bn1"].parent == "layer1" and rows["layer1.bn1"].buffers == 17
     assert built.output_shape == (10,) and built.total_parameters == 1_354
+    assert [row.name for row in child_rows(built.module_rows)] == ["stem", "layer1", "pool", "fc"]
+    assert [row.name for row in child_rows(built.module_rows, "layer1")] == [
+        *("conv1", "bn1", "conv2", "bn2"),
+    ]
 
 
 # --------------------------------------------------------------------------- precision, accumulation

@@ -233,6 +233,6 @@ def total_macs(rows: Sequence[ModuleRow]) -> int:
     return sum(row.macs for row in rows if row.depth == 0)
 
 
-def walk_tree(rows: Sequence[ModuleRow], parent: str = "") -> Iterator[ModuleRow]:
+def child_rows(rows: Sequence[ModuleRow], parent: str = "") -> Iterator[ModuleRow]:
     """The direct children of `parent` ("" for the model's own), in order."""
     return (row for row in rows if row.parent == parent)
