@@ -129,11 +129,16 @@ def run_standalone(root: Path, scripts: dict[str, str]) -> None:
         folder = root / name
         folder.mkdir()
         (folder / "train.py").write_text(script, encoding="utf-8")
-        folders.append(str(folder))
+        folders.append(folder)
+    run_scripts_in(root, folders)
+
+
+def run_scripts_in(root: Path, folders: list[Path]) -> None:
+    """Run each folder's train.py with DRIVER, workbench unimportable; stdout.txt per folder."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, *folders],
+        [sys.executable, "-c", DRIVER, *map(str, folders)],
         cwd=root,
         env=env,
         capture_output=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.errors import ExperimentError
-from workbench.engine.experiment import load_experiment
+from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.presets import resolve_experiment_path
 
 
@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     experiment = load_experiment(resolve_experiment_path(args.experiment))
     if args.output is None:
         sys.stdout.write(export_script(experiment, args.experiment))
+        if experiment.model.from_code:
+            print(_companion_note(experiment), file=sys.stderr)
         return 0
     output = Path(args.output)
     if output.exists() and not args.force:
@@ -49,5 +51,21 @@ def run(args: argparse.Namespace) -> int:
         if experiment.train.ddp.enabled
         else f"python {output}"
     )
-    print(f"Wrote {output}; run it with: {command}")
+    copied = " and a copy of the model's file next to it" if experiment.model.from_code else ""
+    print(f"Wrote {output}{copied}; run it with: {command}")
     return 0
+
+
+def _companion_note(experiment: Experiment) -> str:
+    """Where the printed script finds the user's model (only -o copies the file for it)."""
+    from workbench.engine.experiment_model import build_experiment_model
+    from workbench.engine.script_export.own_model import companion_files
+
+    files = companion_files(build_experiment_model(experiment))
+    if not files:
+        return "note: the script imports the model's module; it must be importable where it runs"
+    return (
+        "note: put "
+        + ", ".join(f"a copy of {source} as {name}" for name, source in files.items())
+        + " next to the script (-o FILE does that)"
+    )

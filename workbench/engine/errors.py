@@ -26,6 +26,20 @@ class ModelBuildError(WorkbenchError):
         self.key_path = key_path
 
 
+class ModelCodeError(ModelBuildError):
+    """The user's own model code fails (a syntax error, an exception in `__init__` or
+    `forward`) or cannot be used as a model: the message names the user's file and line.
+
+    `path` and `line` locate the problem in the user's file, for a window that opens it there;
+    both are None when it has no place in the file (a class that is not found, say).
+    """
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
 class DatasetError(WorkbenchError):
     """A dataset cannot be loaded: the message names the file or folder and what to do."""
 

@@ -21,6 +21,11 @@ from workbench.engine.errors import ExperimentError
 from workbench.engine.frozen import frozen_mapping as frozen_mapping
 from workbench.engine.frozen import thaw as _thaw
 from workbench.engine.model_graph import structure_problems
+from workbench.engine.model_source import (
+    check_code_spec,
+    with_module_relative_to,
+    with_resolved_module,
+)
 from workbench.engine.model_spec import BlockSpec as BlockSpec
 from workbench.engine.model_spec import LayerSpec as LayerSpec
 from workbench.engine.model_spec import ModelSpec as ModelSpec
@@ -163,7 +168,11 @@ class Experiment:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate an experiment TOML file; every problem is an ExperimentError naming it."""
+    """Read and validate an experiment TOML file; every problem is an ExperimentError naming it.
+
+    A model file (`[model] module`) is relative to the experiment file; the experiment holds
+    it as an absolute path. Nothing is imported: building the model does that.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -171,7 +180,9 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ExperimentError(f"{path}: file not found; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ExperimentError(f"{path}: cannot read the file ({exc})") from None
-    return parse_experiment(text, source=str(path))
+    experiment = parse_experiment(text, source=str(path))
+    model = with_resolved_module(experiment.model, path.parent)
+    return dataclasses.replace(experiment, model=model)
 
 
 def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
@@ -190,6 +201,7 @@ def experiment_from_dict(raw: Mapping[str, Any], source: str = "<experiment>") -
         experiment = typing.cast(Experiment, _build(Experiment, raw, path="", source=source))
     except RecursionError:
         raise ExperimentError(_too_deep(source, "a value")) from None
+    check_code_spec(experiment.model, source)
     problems = structure_problems(experiment.model)
     if problems:
         raise ExperimentError(f"{source}: {problems[0].located()}")
@@ -384,5 +396,8 @@ def dump_experiment(experiment: Experiment) -> str:
 
 
 def save_experiment(experiment: Experiment, path: str | Path) -> None:
-    """Write the experiment as TOML, atomically."""
-    atomic_write_text(Path(path), dump_experiment(experiment))
+    """Write the experiment as TOML, atomically; a model file in the experiment's folder (or
+    below it) is written relative to it, as `load_experiment` reads it."""
+    path = Path(path)
+    model = with_module_relative_to(experiment.model, path.parent)
+    atomic_write_text(path, dump_experiment(dataclasses.replace(experiment, model=model)))

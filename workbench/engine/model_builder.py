@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -24,6 +25,10 @@ from workbench.engine.model_planner import ModelPlan as ModelPlan
 from workbench.engine.model_planner import plan_model as plan_model
 from workbench.engine.model_spec import INPUT, ModelSpec
 from workbench.engine.model_summary import summary_table as summary_table
+from workbench.engine.module_summary import ModuleRow, module_table
+
+if TYPE_CHECKING:
+    from workbench.engine.own_model import CodeModel
 
 Shape = tuple[int, ...]
 MODEL_CLASS_NAME = "Net"  # what a graph model prints as, like the class of hand-written code
@@ -42,6 +47,8 @@ class BuiltModel:
     trainable_parameters: int
     total_macs: int
     plan: ModelPlan | None = None
+    code: CodeModel | None = None  # the user's own code: where it came from (own_model.py)
+    module_rows: tuple[ModuleRow, ...] = ()  # its module tree, surveyed with forward hooks
 
     @property
     def is_chain(self) -> bool:
@@ -53,6 +60,9 @@ class BuiltModel:
         return "float32" if self.plan is None else self.plan.input_dtype
 
     def table(self) -> str:
+        if self.code is not None:
+            rows, shapes = self.module_rows, (self.input_shape, self.output_shape)
+            return module_table(rows, *shapes, self.total_parameters)
         named = any(row.name != str(row.index) or row.blocks for row in self.rows)
         return summary_table(self.rows, self.input_shape, names=named, inputs=not self.is_chain)
 
@@ -70,8 +80,12 @@ def build_model(
     are the data's (see `plan_model`). Weights are initialised by torch's own constructors in
     file order (a block's repeats in turn), so seeding torch's global RNG first makes the build
     reproducible and identical to hand-written code that creates the same modules in the same
-    order.
+    order. A model from code (`spec.module`) is imported and made by engine/own_model.py.
     """
+    if spec.module is not None:
+        from workbench.engine.own_model import build_code_model
+
+        return build_code_model(spec, input_shape)
     plan = plan_model(spec, input_shape, vocab_size=vocab_size, input_dtype=input_dtype)
     if plan.problem is not None:
         problem = plan.problem

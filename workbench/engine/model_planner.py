@@ -121,7 +121,7 @@ def plan_model(
     """
     dtype = input_dtype or spec.input_dtype
     try:
-        shape = _input_shape(spec, input_shape)
+        shape = resolve_input_shape(spec, input_shape)
     except ModelBuildError as problem:
         return ModelPlan((), (), (problem,), dtype)
     graph = model_graph(spec)
@@ -545,7 +545,8 @@ def _cross_check(layer: PlannedLayer, module: nn.Module, expected: Shape, dtype:
         )
 
 
-def _input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape:
+def resolve_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> Shape:
+    """The shape one sample has: `input_shape`, else `model.input_shape`; checked."""
     shape = input_shape if input_shape is not None else spec.input_shape
     if shape is None:
         raise ModelBuildError(

@@ -1,4 +1,5 @@
-"""The model section of an experiment: named layers, their inputs, blocks, outputs and the input."""
+"""The model section of an experiment: named layers, their inputs, blocks, outputs and the input,
+or the user's own code (`module` and `kwargs`) instead of layers."""
 
 from __future__ import annotations
 
@@ -67,16 +68,30 @@ class BlockSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The model: a graph of layers; a plain list of unnamed layers is an nn.Sequential."""
+    """The model: a graph of layers; a plain list of unnamed layers is an nn.Sequential.
+
+    Or the user's own code instead of layers: `module` names a class or factory function in a
+    Python file (`"models/net.py:Net"`) or an importable module (`"package.module:Net"`), or a
+    program saved by torch.export (`"model.pt2"`); `kwargs` are passed to it. Reading the spec
+    never imports anything (engine/own_model.py builds it).
+    """
 
     layers: tuple[LayerSpec, ...] = ()
     input_shape: tuple[int, ...] | None = field(default=None, metadata={"min": 1, "max": None})
     input_dtype: str = field(default="float32", metadata={"choices": INPUT_DTYPES})
     outputs: tuple[str, ...] | None = None
     blocks: Mapping[str, BlockSpec] = field(default_factory=frozen_mapping)
+    module: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", frozen_mapping(self.blocks))
+        object.__setattr__(self, "kwargs", frozen_mapping(self.kwargs))
+
+    @property
+    def from_code(self) -> bool:
+        """Whether the model is the user's own code (or a .pt2 file) rather than layers."""
+        return self.module is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The `[model]` table as TOML writes it, leaving out what is unset or the default."""
@@ -85,7 +100,12 @@ class ModelSpec:
             values["input_shape"] = list(self.input_shape)
         if self.input_dtype != "float32":
             values["input_dtype"] = self.input_dtype
-        values["layers"] = [layer.to_dict() for layer in self.layers]
+        if self.module is not None:
+            values["module"] = self.module
+        if self.kwargs:
+            values["kwargs"] = thaw(self.kwargs)
+        if self.layers or self.module is None:
+            values["layers"] = [layer.to_dict() for layer in self.layers]
         if self.outputs is not None:
             values["outputs"] = list(self.outputs)
         if self.blocks:

@@ -35,6 +35,7 @@ from workbench.engine.optimization import (
     scheduler_steps_on_loss,
     scheduler_steps_per_batch,
 )
+from workbench.engine.own_model import check_fits_loss
 from workbench.engine.precision import Precision, make_precision
 from workbench.engine.reports import (
     BaseObserver,
@@ -181,6 +182,7 @@ class Trainer:
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
         self.built = build_data_model(self.experiment.model, info)
         check_task(self.experiment, self.built.output_shape, info.vocab_size)
+        check_fits_loss(self.built, train.loss, info.num_classes, info.name)  # own code's output
         data = self.experiment.data
         check_outputs_fit_classes(
             self.built.output_shape, info.class_names, train.loss, data.path or data.name
@@ -265,10 +267,24 @@ class Trainer:
             if not self.rescue_out_of_memory:
                 self._report_failure(message)
             raise OutOfMemoryTrainingError(message) from None
+        except Exception as exc:
+            error = self._error_in_model_code(exc)
+            if error is None:
+                raise
+            self._report_failure(error)
+            self._write_files(self._summary(started, status="failed"), weights=False)
+            raise TrainingError(error) from None
         finally:
             self.strategy.teardown()
         self.observer.on_finished(summary)
         return summary
+
+    def _error_in_model_code(self, exc: Exception) -> str | None:
+        """The failure as an error in the user's own model code (their file and line), or
+        None when the model is not from code or their code is not where it failed."""
+        code = self.built.code
+        error = code.error_in_code(exc, "training") if code is not None else None
+        return None if error is None else str(error)
 
     def _report_failure(self, message: str) -> None:
         self.failed_reported = True

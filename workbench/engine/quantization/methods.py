@@ -28,6 +28,7 @@ from workbench.engine.datasets import Loaders, make_loaders
 from workbench.engine.experiment import Experiment
 from workbench.engine.experiment_model import build_experiment_model
 from workbench.engine.optimization import make_loss, make_optimizer
+from workbench.engine.own_model import explained_trace_failure
 from workbench.engine.quantization import legacy_eager, maintained
 from workbench.engine.quantization.latency import (
     MeasureSettings,
@@ -173,7 +174,8 @@ class _Run:
     ) -> QuantizationOutcome:
         self.progress("loading data and the float model", 0.0)
         self.loaders = loaders or make_loaders(self.experiment.data, self.experiment.train.seed)
-        float_model = build_experiment_model(self.experiment).module
+        self.built = build_experiment_model(self.experiment)
+        float_model = self.built.module
         load_strict(float_model, {k: v.detach().cpu() for k, v in state_dict.items()})
         float_model.eval()
         self.val_batches: list[Batch] = list(self.loaders.val)
@@ -341,9 +343,10 @@ class _Run:
     def _pt2e(self, model: nn.Module) -> tuple[nn.Module, list[int]]:
         qat = self.options.method == "qat"
         self._refuse_all_float(model, set())
-        prepared = maintained.pt2e_prepare(
-            copy.deepcopy(model), self.sample, self.backend, self.options.observer, qat=qat
-        )
+        with explained_trace_failure(self.built.code, f"{self.options.method} quantization"):
+            prepared = maintained.pt2e_prepare(
+                copy.deepcopy(model), self.sample, self.backend, self.options.observer, qat=qat
+            )
         float_layers = maintained.pt2e_float_layers(prepared, model)
         children = list(model.children())
         self.notes.extend(

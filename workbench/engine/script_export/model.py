@@ -13,6 +13,7 @@ from collections.abc import Collection
 
 from workbench.engine.model_builder import BuiltModel
 from workbench.engine.script_export.model_classes import model_code
+from workbench.engine.script_export.own_model import code_model_section
 from workbench.engine.script_export.text import Section, doc_text, join_sections, literal
 
 
@@ -21,6 +22,8 @@ def model_section(built: BuiltModel, taken: Collection[str] = frozenset()) -> Se
 
     `taken` are the names the rest of the script uses; no class of the model takes one.
     """
+    if built.code is not None:  # the user's own class, imported from a copy of their file
+        return code_model_section(built)
     code = model_code(built, taken)
     shapes = doc_text(
         f"{len(built.rows)} layers; one sample goes in as {literal(list(built.input_shape))}, "

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from workbench.engine.atomic import atomic_write_text
 from workbench.engine.experiment import Experiment
+from workbench.engine.model_source import model_label
 from workbench.engine.script_export.data import data_section
 from workbench.engine.script_export.helpers import helpers_section
 from workbench.engine.script_export.loop import loop_section
 from workbench.engine.script_export.main import main_section
 from workbench.engine.script_export.model import model_section
+from workbench.engine.script_export.own_model import copy_companions
 from workbench.engine.script_export.rules import ScriptPlan, plan_script
 from workbench.engine.script_export.text import (
     doc_text,
@@ -30,7 +32,10 @@ def export_script(experiment: Experiment, source: str | None = None) -> str:
     range) raises the same WorkbenchError training would. Values reach the script only as
     literals, so no value, however hostile, becomes code.
     """
-    plan = plan_script(experiment, source)
+    return _script(plan_script(experiment, source), source)
+
+
+def _script(plan: ScriptPlan, source: str | None) -> str:
     settings = _settings(plan)
     others = [data_section(plan), helpers_section(plan), loop_section(plan), main_section(plan)]
     their_imports = import_block({line for section in others for line in section.imports})
@@ -45,15 +50,23 @@ def export_script(experiment: Experiment, source: str | None = None) -> str:
 
 
 def write_script(experiment: Experiment, path: str | Path, source: str | None = None) -> Path:
-    """Write the exported script to `path` atomically and return the path."""
+    """Write the exported script to `path` atomically and return the path; a model from the
+    user's code has its file copied next to the script (script_export/own_model.py)."""
     target = Path(path)
-    atomic_write_text(target, export_script(experiment, source))
+    plan = plan_script(experiment, source)
+    text = _script(plan, source)
+    copy_companions(plan.built, target)
+    atomic_write_text(target, text)
     return target
 
 
 def _docstring(plan: ScriptPlan, source: str | None) -> str:
     experiment = plan.experiment
-    layers = len(experiment.model.layers)
+    what = (
+        model_label(experiment.model)
+        if experiment.model.from_code
+        else f"a {len(experiment.model.layers)}-layer model"
+    )
     origin = f" from {Path(source).name}" if source else ""
     ddp = experiment.train.ddp
     run = (
@@ -62,7 +75,7 @@ def _docstring(plan: ScriptPlan, source: str | None) -> str:
         else "python train.py"
     )
     extra = "\nWithout torchrun it runs as a one-process group." if ddp.enabled else ""
-    first = f"Train a {layers}-layer model on {experiment.data.name}: exported{origin} by Torch "
+    first = f"Train {what} on {experiment.data.name}: exported{origin} by Torch "
     return (
         f'"""{doc_text(first)}Workbench.\n\n'
         "Plain PyTorch; Torch Workbench is not needed. With the same seed it reproduces the\n"
