@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from workbench.engine import merge_layers
+from workbench.engine import backbones, merge_layers
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.layers import CATALOGUE, CATEGORIES, PARAM_KINDS, categories, layer_type
 
@@ -29,8 +29,9 @@ def test_catalogue_has_every_required_type() -> None:
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_entry_names_a_torch_class_and_its_real_arguments(name: str) -> None:
     entry = CATALOGUE[name]
-    # Merges join branches, which torch.nn has no class for: they are our own small modules.
-    owner = merge_layers if entry.category == "Merge" else nn
+    # Merges join branches, which torch.nn has no class for: they are our own small modules;
+    # a backbone is a torchvision network, made by our own Backbone class.
+    owner = {"Merge": merge_layers, "Pretrained": backbones}.get(entry.category, nn)
     assert entry.module_class is getattr(owner, name)
     signature = inspect.signature(entry.module_class.__init__).parameters
     for param in entry.params:

@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from workbench.engine import layer_rules
+from workbench.engine.backbones import BACKBONE_RULES, Backbone
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.layer_rules import LayerRules
 from workbench.engine.merge_layers import Add, Concat, Mul
@@ -24,8 +25,9 @@ CATEGORIES = (
     "Activation",
     "Shape",
     "Merge",
+    "Pretrained",
 )
-PARAM_KINDS = ("int", "float", "bool", "choice", "int_or_tuple")
+PARAM_KINDS = ("int", "float", "bool", "choice", "int_or_tuple", "text", "bool_or_text")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class LayerType:
     inputs: tuple[int, int | None] = (1, 1)
     input_dtypes: tuple[str, ...] = ("float32",)
     positional: tuple[str, ...] = ()  # arguments hand-written code passes by position
+    # checked on the meta device whatever its size: a sample forward is too slow for every edit
+    check_on_meta: bool = False
 
     @property
     def module_class(self) -> type[nn.Module]:
@@ -419,6 +423,37 @@ _TYPES = (
         module=Concat,
         inputs=_MANY,
         input_dtypes=_ANY_DTYPE,
+    ),
+    LayerType(
+        "Backbone",
+        "Pretrained",
+        (
+            ParamSpec(
+                "arch",
+                "text",
+                "resnet18",
+                help="a torchvision classification model (`workbench backbones` lists them)",
+            ),
+            ParamSpec(
+                "weights",
+                "text",
+                "DEFAULT",
+                help='"DEFAULT", a torchvision weights name, a state_dict file, or "none"',
+            ),
+            ParamSpec(
+                "freeze",
+                "bool_or_text",
+                True,
+                help='true: train only the layers after it; false: train it all; "last:N": '
+                "train its last N stages",
+            ),
+        ),
+        "a pretrained torchvision network without its classifier: images in, features out",
+        input_ranks=(3,),
+        shape_rule="backbone",
+        rules=BACKBONE_RULES,
+        module=Backbone,
+        check_on_meta=True,
     ),
 )
 

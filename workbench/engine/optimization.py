@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.engine.errors import ModelBuildError
 from workbench.engine.experiment import SchedulerSpec, TrainSpec
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce_with_logits")
@@ -33,9 +34,32 @@ def optimizer_arguments(spec: TrainSpec) -> tuple[type[torch.optim.Optimizer], d
     return classes[name], args
 
 
-def make_optimizer(params: Iterable[nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter] | list[dict[str, Any]], spec: TrainSpec
+) -> torch.optim.Optimizer:
     optimizer_class, args = optimizer_arguments(spec)
     return optimizer_class(params, **args)
+
+
+def parameter_groups(model: nn.Module, spec: TrainSpec) -> list[dict[str, Any]]:
+    """The trainable parameters: one group at `lr`, and the trainable parameters of backbone
+    layers in a second group at `lr * backbone_lr_factor`. Frozen parameters are left out."""
+    from workbench.engine.backbones import backbones_in
+
+    in_backbones = {
+        id(parameter) for _, backbone in backbones_in(model) for parameter in backbone.parameters()
+    }
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    if not trainable and any(True for _ in model.parameters()):
+        raise ModelBuildError(
+            "every parameter of the model is frozen, so training would change nothing; add a "
+            'layer after the backbone, or set its freeze = false or "last:1"'
+        )
+    groups: list[dict[str, Any]] = [{"params": [p for p in trainable if id(p) not in in_backbones]}]
+    backbone_params = [p for p in trainable if id(p) in in_backbones]
+    if backbone_params:
+        groups.append({"params": backbone_params, "lr": spec.lr * spec.backbone_lr_factor})
+    return [group for group in groups if group["params"]] or groups[:1]
 
 
 def scheduler_arguments(
@@ -75,6 +99,8 @@ def make_scheduler(
         return None
     lr = optimizer.param_groups[0]["lr"]
     scheduler_class, args = scheduler_arguments(spec, epochs, max(1, steps_per_epoch), lr)
+    if spec.name == "onecycle" and len(optimizer.param_groups) > 1 and lr > 0:  # own peaks
+        args["max_lr"] = [args["max_lr"] * group["lr"] / lr for group in optimizer.param_groups]
     return scheduler_class(optimizer, **args)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.engine.backbone_weights import load_pretrained_backbones
 from workbench.engine.control import RunControl
 from workbench.engine.cpu_threads import claim_intra_op_threads
 from workbench.engine.datasets import make_loaders
@@ -20,13 +21,15 @@ from workbench.engine.devices import DeviceInfo, available_devices, resolve_devi
 from workbench.engine.early_stopping import EarlyStopping
 from workbench.engine.errors import DatasetError, ExperimentError, OutputError, TrainingError
 from workbench.engine.experiment import Experiment, dump_experiment
-from workbench.engine.experiment_model import model_input_shape
+from workbench.engine.experiment_model import experiment_preprocessing, model_input_shape
+from workbench.engine.feature_cache import FeatureCache, cacheable_backbone
 from workbench.engine.model_builder import build_model
 from workbench.engine.optimization import (
     count_correct,
     make_loss,
     make_optimizer,
     make_scheduler,
+    parameter_groups,
     reports_accuracy,
     scheduler_steps_on_loss,
     scheduler_steps_per_batch,
@@ -50,6 +53,7 @@ from workbench.engine.run_files import (
     write_json,
     write_metrics_csv,
 )
+from workbench.engine.run_notes import backbone_notes, data_notes
 from workbench.engine.strategy import SingleDeviceStrategy
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -157,6 +161,7 @@ class Trainer:
             train.seed,
             rank=self.strategy.rank,
             world_size=self.strategy.world_size,
+            preprocessing=experiment_preprocessing(self.experiment),
         )
         info = self.loaders.info
         input_shape = model_input_shape(self.experiment.model, info.input_shape, info.name)
@@ -166,15 +171,17 @@ class Trainer:
         check_outputs_fit_classes(
             self.built.output_shape, info.class_names, train.loss, data.path or data.name
         )
+        self.notes = [*data_notes(info), *load_pretrained_backbones(self.built.module)]
         if self.initial_weights is not None:  # e.g. weights the user loaded into the stack
             self.built.module.load_state_dict(self.initial_weights)
+        self.notes += backbone_notes(self.built.module, train.backbone_lr_factor)
         self.channels_last = uses_channels_last(
             self.experiment.train.memory_format, self.built.module
         )
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = self.built.module.to(self.device).to(memory_format=memory_format)
         self.wrapped = self.strategy.wrap_model(self.model, self.device)
-        self.optimizer = make_optimizer(self.wrapped.parameters(), train)
+        self.optimizer = make_optimizer(parameter_groups(self.model, train), train)
         self.steps_per_epoch = math.ceil(len(self.loaders.train) / train.accumulate_grad_batches)
         self.scheduler = make_scheduler(
             self.optimizer, train.scheduler, train.epochs, self.steps_per_epoch
@@ -182,9 +189,18 @@ class Trainer:
         self.loss_fn = make_loss(train.loss)
         self.with_accuracy = reports_accuracy(train.loss, self.built.output_shape[-1])
         self.early_stopping = EarlyStopping.from_spec(train.early_stopping)
+        self.feature_cache = self._feature_cache()
         if self.resume_from is not None:
             self._restore(load_run_checkpoint(self.resume_from))
         self._prepared = True
+
+    def _feature_cache(self) -> FeatureCache | None:
+        backbone, why_not = cacheable_backbone(self.built, self.experiment)
+        if backbone is None:
+            if why_not:
+                self.notes.append(f"Feature cache off: {why_not}")
+            return None
+        return FeatureCache(backbone, self.out_dir, self.strategy.rank)
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:
@@ -232,6 +248,8 @@ class Trainer:
             self._report_failure(message)
             raise TrainingError(message) from None
         finally:
+            if self.feature_cache is not None:
+                self.feature_cache.detach()
             self.strategy.teardown()
         self.observer.on_finished(summary)
         return summary
@@ -246,6 +264,11 @@ class Trainer:
         if self.removed_temp_files:
             names = ", ".join(path.name for path in self.removed_temp_files)
             self.observer.on_log(f"Removed temp files an interrupted save left behind: {names}")
+        for note in self.notes:
+            self.observer.on_log(note)
+        if self.feature_cache is not None:
+            self.loaders = self.feature_cache.attach(self.loaders, self.device, self.precision)
+            self.observer.on_log(self.feature_cache.note)
         status = "completed"
         for epoch in range(self.start_epoch, train.epochs + 1):
             epoch_started = time.perf_counter()

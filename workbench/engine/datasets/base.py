@@ -28,6 +28,11 @@ class DatasetInfo:
     val_size: int
     kind: str  # one of KINDS
     description: str
+    skipped: tuple[str, ...] = ()  # files left out, each "path: why" (image folders)
+    train_class_counts: tuple[int, ...] = ()  # samples per class, where cheap to count
+    val_class_counts: tuple[int, ...] = ()
+    preprocessing: str = ""  # what each image goes through (image folders)
+    augmentation: str = ""  # the training images' random changes, or "none"
 
     @property
     def num_classes(self) -> int:
@@ -51,6 +56,9 @@ class LoadedData:
     val: Dataset[Any]
     class_names: tuple[str, ...]
     input_shape: tuple[int, ...]
+    skipped: tuple[str, ...] = ()
+    preprocessing: str = ""
+    augmentation: str = ""
 
 
 @dataclass(frozen=True)
