@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from torch import nn
 
 from workbench.engine.backbones import backbones_in
-from workbench.engine.datasets import DatasetInfo
+from workbench.engine.datasets import DatasetInfo, describe_dataset, load_splits
+from workbench.engine.errors import DatasetError
+from workbench.engine.experiment import Experiment
+from workbench.engine.experiment_model import experiment_preprocessing
+from workbench.engine.model_builder import build_model, summary_text
 
 SHOWN_SKIPPED = 5
 IMBALANCE_NOTED = 2.0  # the largest class this many times the smallest is worth a remark
@@ -68,3 +72,24 @@ def backbone_notes(model: nn.Module, lr_factor: float | None = None) -> list[str
                 )
         lines.append(f"Backbone '{name}': {backbone.arch}, {total:,} parameters, {state}")
     return lines
+
+
+def experiment_summary(experiment: Experiment) -> str:
+    """What `workbench summary` prints: the model, its table and totals, then (for image
+    folders and backbones) the data's skipped files, class balance and preprocessing, and
+    each backbone's frozen and trainable parameters."""
+    info, data = None, experiment.data
+    preprocessing = experiment_preprocessing(experiment)
+    try:
+        if data.name == "image-folder":  # the split the run will use, for its class balance
+            info = load_splits(data, experiment.train.seed, preprocessing).info
+        elif experiment.model.input_shape is None:
+            info = describe_dataset(data, preprocessing)
+    except DatasetError:
+        if experiment.model.input_shape is None:
+            raise
+    shape = experiment.model.input_shape or (info.input_shape if info else ())
+    built = build_model(experiment.model, tuple(shape))
+    notes = data_notes(info) if info is not None else []
+    notes += backbone_notes(built.module, experiment.train.backbone_lr_factor)
+    return "\n".join([summary_text(built), *notes])

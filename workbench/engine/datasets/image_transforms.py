@@ -140,9 +140,9 @@ def _numbers(values: tuple[float, ...]) -> str:
 def _step_text(step: Any) -> str:
     """A transform as a short line: `Resize(256, bilinear)`, `RandomHorizontalFlip(p=0.5)`."""
     name = type(step).__name__
-    if name == "Resize":
-        size = step.size if len(step.size) > 1 else step.size[0]
-        return f"Resize({_size_text(size)}, {step.interpolation.value})"
+    if name == "Resize":  # [256]: the shorter side; [32, 32]: squashed to that size
+        size = "x".join(str(value) for value in step.size)
+        return f"Resize({size}, {step.interpolation.value})"
     if name == "CenterCrop":
         return f"CenterCrop({_size_text(step.size)})"
     if name == "RandomResizedCrop":
