@@ -207,3 +207,44 @@ def load_pretrained_backbones(model: nn.Module) -> list[str]:
         note = load_pretrained(backbone, f"'{name}'")
         notes.append(note or f"Backbone '{name}': {backbone.arch} with random weights (none)")
     return notes
+
+
+@dataclass(frozen=True)
+class BackboneFit:
+    """A state_dict that is the weights of one backbone layer, saved as torchvision saves them."""
+
+    layer: str  # the backbone's module path, e.g. backbone
+    arch: str
+    used: int  # tensors that fit it
+    classifier: tuple[str, ...]  # the file's classifier keys, which a backbone does not use
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.layer}."
+
+    def advice(self, file: str) -> str:
+        drops = "".join(f" --drop {key}" for key in self.classifier)
+        ignored = f"; its classifier ({', '.join(self.classifier)}) is not used" * bool(
+            self.classifier
+        )
+        return (
+            f"The file holds {self.arch} weights for the Backbone layer '{self.layer}': its "
+            f"{self.used} tensors fit under the prefix {self.prefix!r}{ignored}. Use it as the "
+            f'layer\'s weights (weights = "{file}"), or add the prefix: workbench edit {file} '
+            f"-o OUT{drops} --add-prefix {self.prefix} (the layers after it keep their own "
+            "weights)"
+        )
+
+
+def backbone_fit(state_dict: dict[str, torch.Tensor], model: nn.Module) -> BackboneFit | None:
+    """The backbone layer whose torchvision keys `state_dict` has (classifier aside), if any."""
+    from workbench.engine.checkpoints.reconcile import reconcile
+
+    for name, backbone in backbones_in(model):
+        used = {
+            key: value for key, value in state_dict.items() if not _is_classifier(key, backbone)
+        }
+        if used and reconcile(used, backbone).fits:
+            classifier = tuple(key for key in state_dict if key not in used)
+            return BackboneFit(name, backbone.arch, len(used), classifier)
+    return None
