@@ -44,7 +44,8 @@ def _checked(param: ParamSpec, value: Any, kind: LayerType) -> Any:
     if param.kind == "text" or (param.kind == "bool_or_text" and not isinstance(value, bool)):
         if not isinstance(value, str) or not value.strip():
             allowed = "true, false or " if param.kind == "bool_or_text" else ""
-            raise ValueError(f'{shown} is not {allowed}a name in quotes, e.g. "{param.default}"')
+            example = param.default if param.suggested is None else param.suggested
+            raise ValueError(f'{shown} is not {allowed}a name in quotes, e.g. "{example}"')
         return value
     if param.kind == "bool_or_text":
         return value

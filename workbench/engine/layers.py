@@ -444,6 +444,7 @@ _TYPES = (
                 "freeze",
                 "bool_or_text",
                 True,
+                suggested="last:1",
                 help='true: train only the layers after it; false: train it all; "last:N": '
                 "train its last N stages",
             ),
