@@ -119,7 +119,7 @@ def test_every_torchvision_classifier_is_offered() -> None:
         (
             {"freeze": "last:7"},
             (3, 32, 32),
-            'layer 0 (Backbone): freeze = \'last:7\': the network has 6 stages; use "last:1" '
+            "layer 0 (Backbone): freeze = 'last:7': the network has 6 stages; use \"last:1\" "
             'to "last:6"',
         ),
         (
@@ -152,7 +152,7 @@ def test_the_experiment_file_takes_the_issues_example() -> None:
     experiment = parse_experiment(
         '[model]\nlayers = [\n  { name = "backbone", type = "Backbone", arch = "resnet18", '
         'weights = "DEFAULT", freeze = true },\n  { name = "fc", type = "Linear", '
-        'out_features = 5 },\n]\n[train]\nbackbone_lr_factor = 0.1\n'
+        "out_features = 5 },\n]\n[train]\nbackbone_lr_factor = 0.1\n"
         '[data]\nname = "image-folder"\npath = "x"\nimage_size = 64\n'
         "augment = { random_resized_crop = true, horizontal_flip = 0.5, rotation = 15 }\n"
     )
