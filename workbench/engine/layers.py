@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from workbench.engine import layer_rules
+from workbench.engine.backbone_code import backbone_code
 from workbench.engine.backbones import BACKBONE_RULES, Backbone
 from workbench.engine.errors import ModelBuildError
+from workbench.engine.layer_export import LayerCode
 from workbench.engine.layer_rules import LayerRules
 from workbench.engine.merge_layers import Add, Concat, Mul
 from workbench.engine.model_spec import LayerSpec
@@ -81,6 +83,8 @@ class LayerType:
     positional: tuple[str, ...] = ()  # arguments hand-written code passes by position
     # checked on the meta device whatever its size: a sample forward is too slow for every edit
     check_on_meta: bool = False
+    # its source in an exported script, from its resolved arguments (None: `nn.<name>(...)`)
+    export: Callable[[Mapping[str, Any]], LayerCode] | None = None
 
     @property
     def module_class(self) -> type[nn.Module]:
@@ -455,6 +459,7 @@ _TYPES = (
         rules=BACKBONE_RULES,
         module=Backbone,
         check_on_meta=True,
+        export=backbone_code,
     ),
 )
 

@@ -53,122 +53,124 @@ class ImagePipeline:
 
     def eval_transform(self) -> Transform:
         """Validation (and, without augmentation, training) images."""
-        return self._compose(self._resize_steps(), normalize=True)
+        return compose(self.steps(train=False))
 
     def train_transform(self) -> Transform:
-        return self._compose(self._augment_steps(), normalize=True)
+        return compose(self.steps(train=True))
 
     def display_transform(self) -> Transform:
         """Training images as a person sees them: augmented, in [0, 1], not normalised."""
-        return self._compose(self._augment_steps(), normalize=False)
+        return compose(self.steps(train=True, normalize=False))
 
     def describe(self) -> str:
         """`Resize(256, bilinear) → CenterCrop(224) → Normalize(...)`, for summaries and logs."""
-        steps = [_step_text(step) for step in self._resize_steps()]
-        if self.grayscale:
-            steps.append(f"Grayscale({self.channels})")
-        if self.mean is not None and self.std is not None:
-            steps.append(f"Normalize(mean={_numbers(self.mean)}, std={_numbers(self.std)})")
-        text = " → ".join(steps)
+        steps = [step for step in self.steps(train=False) if step.name not in _CONVERSIONS]
+        text = " → ".join(step.text() for step in steps)
         return f"{text} ({self.source})" if self.source else text
 
     def describe_augment(self) -> str:
         """The training-only changes, or "none"."""
         if not self.is_random:
             return "none"
-        return " → ".join(_step_text(step) for step in self._augment_steps())
+        return " → ".join(step.text() for step in self._size_and_augment_steps(train=True))
 
-    # ------------------------------------------------------------------ the steps
+    def steps(self, train: bool, normalize: bool = True) -> list[Step]:
+        """The torchvision.transforms.v2 steps, in order; the exported script writes the same."""
+        steps = self._size_and_augment_steps(train)
+        if self.grayscale:
+            steps.append(Step("Grayscale", {"num_output_channels": self.channels}))
+        steps += [Step("ToImage", {}), Step("ToDtype", {"dtype": "float32", "scale": True})]
+        if normalize and self.mean is not None and self.std is not None:
+            steps.append(Step("Normalize", {"mean": list(self.mean), "std": list(self.std)}))
+        return steps
 
-    def _v2(self) -> Any:
-        from torchvision.transforms import v2
-
-        return v2
-
-    def _mode(self) -> Any:
-        from torchvision.transforms import InterpolationMode
-
-        return InterpolationMode(self.interpolation)
-
-    def _resize_steps(self) -> list[Any]:
-        v2 = self._v2()
-        if self.resize is None:
-            return [v2.Resize((self.size, self.size), self._mode(), antialias=True)]
-        return [v2.Resize(self.resize, self._mode(), antialias=True), v2.CenterCrop(self.size)]
-
-    def _augment_steps(self) -> list[Any]:
+    def _size_and_augment_steps(self, train: bool) -> list[Step]:
         augment = self.augment
-        if augment is None or not augment.is_random:
+        mode = {"interpolation": self.interpolation}
+        if not train or augment is None or not augment.is_random:
             return self._resize_steps()
-        v2 = self._v2()
-        steps: list[Any] = []
+        steps: list[Step] = []
         if augment.random_resized_crop:
-            steps.append(
-                v2.RandomResizedCrop(
-                    self.size, augment.scale, augment.ratio, self._mode(), antialias=True
-                )
-            )
+            crop = {"size": self.size, "scale": list(augment.scale), "ratio": list(augment.ratio)}
+            steps.append(Step("RandomResizedCrop", {**crop, **mode, "antialias": True}))
         else:
             steps += self._resize_steps()
         if augment.horizontal_flip > 0:
-            steps.append(v2.RandomHorizontalFlip(augment.horizontal_flip))
+            steps.append(Step("RandomHorizontalFlip", {"p": augment.horizontal_flip}))
         if augment.vertical_flip > 0:
-            steps.append(v2.RandomVerticalFlip(augment.vertical_flip))
+            steps.append(Step("RandomVerticalFlip", {"p": augment.vertical_flip}))
         if augment.rotation > 0:
-            steps.append(v2.RandomRotation(augment.rotation, self._mode()))
-        jitter = (augment.brightness, augment.contrast, augment.saturation, augment.hue)
-        if any(value > 0 for value in jitter):
-            steps.append(v2.ColorJitter(*jitter))
+            steps.append(Step("RandomRotation", {"degrees": augment.rotation, **mode}))
+        names = ("brightness", "contrast", "saturation", "hue")
+        jitter = {name: getattr(augment, name) for name in names if getattr(augment, name) > 0}
+        if jitter:
+            steps.append(Step("ColorJitter", jitter))
         return steps
 
-    def _compose(self, steps: list[Any], normalize: bool) -> Transform:
-        v2 = self._v2()
-        steps = list(steps)
-        if self.grayscale:
-            steps.append(v2.Grayscale(num_output_channels=self.channels))
-        steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
-        if normalize and self.mean is not None and self.std is not None:
-            steps.append(v2.Normalize(list(self.mean), list(self.std)))
-        transform: Transform = v2.Compose(steps)
-        return transform
+    def _resize_steps(self) -> list[Step]:
+        mode = {"interpolation": self.interpolation, "antialias": True}
+        if self.resize is None:
+            return [Step("Resize", {"size": [self.size, self.size], **mode})]
+        return [
+            Step("Resize", {"size": self.resize, **mode}),
+            Step("CenterCrop", {"size": self.size}),
+        ]
+
+
+_CONVERSIONS = ("ToImage", "ToDtype")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One torchvision.transforms.v2 class by name and its keyword arguments, as plain values
+    (`interpolation` by name, `dtype` as "float32"), so the engine and a script build the same."""
+
+    name: str
+    arguments: Mapping[str, Any]
+
+    def build(self) -> Any:
+        from torchvision.transforms import InterpolationMode, v2
+
+        values = dict(self.arguments)
+        if "interpolation" in values:
+            values["interpolation"] = InterpolationMode(values["interpolation"])
+        if "dtype" in values:
+            values["dtype"] = getattr(torch, values["dtype"])
+        return getattr(v2, self.name)(**values)
+
+    def text(self) -> str:
+        """`Resize(256, bilinear)`, `RandomHorizontalFlip(p=0.5)`: short, for people."""
+        values = dict(self.arguments)
+        mode = values.pop("interpolation", None)
+        values.pop("antialias", None)
+        parts = [_value_text(values.pop("size"))] if "size" in values else []
+        if self.name == "RandomRotation":
+            parts = [f"±{values.pop('degrees'):g}°"]
+        parts += [f"{key}={_value_text(value)}" for key, value in values.items()]
+        if mode is not None and self.name == "Resize":
+            parts.append(str(mode))
+        return f"{self.name}({', '.join(parts)})"
+
+
+def compose(steps: list[Step]) -> Transform:
+    from torchvision.transforms import v2
+
+    transform: Transform = v2.Compose([step.build() for step in steps])
+    return transform
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return (
+            "x".join(str(item) for item in value)
+            if all(isinstance(item, int) for item in value)
+            else _numbers(tuple(value))
+        )
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _numbers(values: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{value:g}" for value in values) + "]"
-
-
-def _step_text(step: Any) -> str:
-    """A transform as a short line: `Resize(256, bilinear)`, `RandomHorizontalFlip(p=0.5)`."""
-    name = type(step).__name__
-    if name == "Resize":  # [256]: the shorter side; [32, 32]: squashed to that size
-        size = "x".join(str(value) for value in step.size)
-        return f"Resize({size}, {step.interpolation.value})"
-    if name == "CenterCrop":
-        return f"CenterCrop({_size_text(step.size)})"
-    if name == "RandomResizedCrop":
-        return (
-            f"RandomResizedCrop({_size_text(step.size)}, scale={_numbers(step.scale)}, "
-            f"ratio={_numbers(step.ratio)})"
-        )
-    if name in ("RandomHorizontalFlip", "RandomVerticalFlip"):
-        return f"{name}(p={step.p:g})"
-    if name == "RandomRotation":
-        return f"RandomRotation(±{step.degrees[1]:g}°)"
-    if name == "ColorJitter":
-        parts = [
-            f"{key}={getattr(step, key)[1] - 1 if key != 'hue' else getattr(step, key)[1]:g}"
-            for key in ("brightness", "contrast", "saturation", "hue")
-            if getattr(step, key) is not None
-        ]
-        return f"ColorJitter({', '.join(parts)})"
-    return name
-
-
-def _size_text(size: Any) -> str:
-    values = list(size) if isinstance(size, list | tuple) else [size]
-    if len(values) == 2 and values[0] == values[1]:
-        values = values[:1]
-    return "x".join(str(value) for value in values)
 
 
 # --------------------------------------------------------------------------- from the experiment

@@ -9,10 +9,13 @@ layers or graphs changes only this module (then a readable `nn.Module` class).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from workbench.engine.layer_export import LayerCode
 from workbench.engine.layers import CATALOGUE, LayerType
 from workbench.engine.model_builder import BuiltModel, LayerRow
 from workbench.engine.script_export.rules import constructor_defaults
-from workbench.engine.script_export.text import Section, doc_text, literal
+from workbench.engine.script_export.text import Section, doc_text, join_sections, literal
 
 
 def model_section(built: BuiltModel) -> Section:
@@ -24,13 +27,16 @@ def model_section(built: BuiltModel) -> Section:
         f"out as {literal(list(built.output_shape))}."
     )
     text = f'def build_model():\n    """{shapes}"""\n    return nn.Sequential(\n{body}\n    )'
-    return Section(text, frozenset({"from torch import nn"}))
+    extras = layer_extras(built.rows)
+    return Section(join_sections([*extras.definitions, text]), extras.imports | {_NN})
 
 
 def layer_source(row: LayerRow) -> str:
     """`nn.Linear(64, 32)`: sizes positional as torch code writes them, then every argument
     that differs from torch's own default (Softmax's dim always)."""
     kind = CATALOGUE[row.type]
+    if kind.export is not None:
+        return kind.export(row.resolved).expression
     defaults = constructor_defaults(kind.module_class)
     positional = _positional(kind)
     args = [literal(row.resolved[name]) for name in positional]
@@ -45,6 +51,21 @@ def layer_source(row: LayerRow) -> str:
             continue
         args.append(f"{kind.param(name).name}={literal(value)}")
     return f"nn.{kind.module_class.__name__}({', '.join(args)})"
+
+
+def layer_extras(rows: Sequence[LayerRow]) -> LayerCode:
+    """The definitions and imports the layers' own export code needs, each once."""
+    codes = []
+    for row in rows:
+        export = CATALOGUE[row.type].export if row.type in CATALOGUE else None
+        if export is not None:
+            codes.append(export(row.resolved))
+    definitions = dict.fromkeys(text for code in codes for text in code.definitions)
+    imports = frozenset(line for code in codes for line in code.imports)
+    return LayerCode("", tuple(definitions), imports)
+
+
+_NN = "from torch import nn"
 
 
 def _positional(kind: LayerType) -> tuple[str, ...]:
