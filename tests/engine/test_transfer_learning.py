@@ -229,3 +229,21 @@ def test_grad_cam_points_at_the_evidence_without_touching_the_model(place: Path)
     )
     with pytest.raises(GradCamError, match="needs a convolutional feature map larger than 1x1"):
         grad_cam(flat.module, torch.zeros(3, 8, 8))
+
+
+def test_static_pt2e_quantizes_a_resnet_backbone(place: Path) -> None:
+    """torchvision's ResNet blocks call one ReLU twice; the quantizer must still take them."""
+    import copy
+
+    from workbench.engine.quantization import maintained
+
+    exp = experiment(place)
+    trainer = Trainer(exp)
+    trainer.prepare()
+    model = trainer.model.eval()
+    x = torch.randn(4, 3, 32, 32)
+    prepared = maintained.pt2e_prepare(copy.deepcopy(model), x, "x86", "minmax", qat=False)
+    maintained.pt2e_observe(prepared, [x])
+    converted = maintained.pt2e_convert(prepared, qat=False)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x), model(x), atol=0.1, rtol=0.1)
