@@ -17,6 +17,7 @@ from tests.transfer_helpers import (
 )
 from workbench.cli import main
 from workbench.engine import backbone_weights, feature_cache
+from workbench.engine.errors import TrainingError
 from workbench.engine.experiment import Experiment, parse_experiment
 from workbench.engine.insight.grad_cam import GradCamError, grad_cam
 from workbench.engine.model_builder import build_model
@@ -247,3 +248,14 @@ def test_static_pt2e_quantizes_a_resnet_backbone(place: Path) -> None:
     converted = maintained.pt2e_convert(prepared, qat=False)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), model(x), atol=0.1, rtol=0.1)
+
+
+def test_a_batch_of_one_for_a_training_batchnorm_is_explained(place: Path) -> None:
+    text = experiment_text(place / "photos", str(place / RESNET18_FILE), '"last:1"', batch_size=5)
+    with pytest.raises(TrainingError) as caught:
+        Trainer(parse_experiment(text)).fit()  # 26 training images: 5 batches of 5, then 1
+    assert str(caught.value) == (
+        "a training batch of 1 sample reached a BatchNorm layer that is training, and BatchNorm "
+        "needs at least 2; set data.drop_last = true, or a data.batch_size that does not leave "
+        "1 sample over (26 training samples per process)"
+    )

@@ -33,7 +33,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
         experiment_text(root / "photos", str(root / RESNET18_FILE), epochs=2, batch_size=4)
     )
     (root / "last1.toml").write_text(
-        experiment_text(root / "photos", str(root / RESNET18_FILE), '"last:1"', batch_size=4)
+        experiment_text(root / "photos", str(root / RESNET18_FILE), '"last:1"', batch_size=5)
     )
     return root
 

@@ -61,6 +61,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # are far past any minimum and the run cannot recover, so it fails like a NaN loss does.
 EXPLOSION_FACTOR = 1e6
 CLASS_LOSSES = ("cross_entropy", "nll")
+BATCH_OF_ONE = "Expected more than 1 value per channel when training"  # BatchNorm's refusal
 
 
 def uses_channels_last(setting: str, model: nn.Module) -> bool:
@@ -244,6 +245,17 @@ class Trainer:
                 f"out of memory on {self.device_info.name} with batch size "
                 f"{self.experiment.data.batch_size}; use a smaller batch with "
                 "accumulate_grad_batches to keep the effective batch, or enable mixed precision"
+            )
+            self._report_failure(message)
+            raise TrainingError(message) from None
+        except ValueError as exc:
+            if BATCH_OF_ONE not in str(exc):
+                raise
+            message = (
+                "a training batch of 1 sample reached a BatchNorm layer that is training, and "
+                "BatchNorm needs at least 2; set data.drop_last = true, or a data.batch_size "
+                f"that does not leave 1 sample over ({self.loaders.train.dataset_size} training "
+                "samples per process)"
             )
             self._report_failure(message)
             raise TrainingError(message) from None
