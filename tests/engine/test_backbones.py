@@ -3,9 +3,9 @@ pretrained weights from a file or the torch hub cache (offline: random weights s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
-import pickle
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -213,8 +213,14 @@ def test_a_built_backbone_is_the_torchvision_network_with_its_keys() -> None:
     assert isinstance(backbone.fc, nn.Identity)
     assert str(backbone).startswith("ResNet(\n  (conv1): Conv2d(3, 64")
     assert list(model.state_dict())[:2] == ["backbone.conv1.weight", "backbone.bn1.weight"]
-    copied = pickle.loads(pickle.dumps(model.fc))  # the head is an ordinary module
-    assert isinstance(copied, nn.Linear)
+    copied = copy.deepcopy(model)  # as the profiler and quantization copy a model
+    assert type(copied.backbone) is type(backbone) and copied.backbone.always_eval
+    copied.train()
+    assert not copied.backbone.bn1.training
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(copied.state_dict().values(), model.state_dict().values(), strict=True)
+    )
 
 
 # --------------------------------------------------------------------------- weights

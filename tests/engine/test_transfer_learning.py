@@ -259,3 +259,22 @@ def test_a_batch_of_one_for_a_training_batchnorm_is_explained(place: Path) -> No
         "needs at least 2; set data.drop_last = true, or a data.batch_size that does not leave "
         "1 sample over (26 training samples per process)"
     )
+
+
+def test_a_backbone_is_one_node_of_a_graph(place: Path) -> None:
+    text = experiment_text(place / "photos", str(place / RESNET18_FILE)).replace(
+        '  { name = "fc", type = "Linear", out_features = 5 },\n',
+        '  { name = "wide", type = "Linear", out_features = 5 },\n'
+        '  { name = "deep1", type = "Linear", out_features = 32, inputs = ["backbone"] },\n'
+        '  { name = "relu", type = "ReLU" },\n'
+        '  { name = "deep2", type = "Linear", out_features = 5 },\n'
+        '  { name = "sum", type = "Add", inputs = ["wide", "deep2"] },\n',
+    )
+    exp = parse_experiment(text.replace("batch_size = 5", "batch_size = 4"))
+    trainer, before, after = trained(exp)
+    assert not trainer.built.is_chain
+    assert [row.name for row in trainer.built.rows] == [
+        *("backbone", "wide", "deep1", "relu", "deep2", "sum"),
+    ]
+    assert changed_modules(before, after) == {"wide", "deep1", "deep2"}
+    assert any(line.startswith("Feature cache:") for line in trainer.observer.lines)  # type: ignore[attr-defined]

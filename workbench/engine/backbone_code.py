@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from workbench.engine.backbones import AUX_HEADS, Backbone, make_backbone
+from workbench.engine.backbones import AUX_HEADS, Backbone, arch_arguments, make_backbone
 from workbench.engine.layer_export import LayerCode
 
 MAKE_BACKBONE = '''
@@ -73,14 +73,13 @@ def parameter_groups(model, backbone_lr):
 def backbone_code(resolved: Mapping[str, Any]) -> LayerCode:
     """`make_backbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "fc", [])` and its helper."""
     from workbench.engine.backbone_weights import check_weights
-    from workbench.engine.backbones import _arch_arguments
     from workbench.engine.script_export.text import literal
 
     arch, weights, freeze = resolved["arch"], resolved["weights"], resolved["freeze"]
     choice = check_weights(arch, weights)
     with torch.device("meta"):
         backbone = make_backbone(arch, weights, freeze)
-    arguments = dict(_arch_arguments(arch, choice.kind != "none"))
+    arguments = dict(arch_arguments(arch, choice.kind != "none"))
     if choice.kind == "torchvision":  # torchvision sets the rest itself for its weights
         arguments = {key: value for key, value in arguments.items() if key == "aux_logits"}
     args = [

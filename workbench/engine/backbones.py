@@ -142,7 +142,7 @@ def construct(arch: str, pretrained: bool) -> nn.Module:
     """`torchvision.models.get_model(arch)` as torchvision builds it for pretrained weights
     (Inception's input transform, ViT's image size), without auxiliary classifiers."""
     models = torchvision_models()
-    kwargs = _arch_arguments(arch, pretrained)
+    kwargs = arch_arguments(arch, pretrained)
     try:
         net: nn.Module = models.get_model(arch, weights=None, **kwargs)
     except NotImplementedError:
@@ -156,7 +156,7 @@ def construct(arch: str, pretrained: bool) -> nn.Module:
     return net
 
 
-def _arch_arguments(arch: str, pretrained: bool) -> dict[str, Any]:
+def arch_arguments(arch: str, pretrained: bool) -> dict[str, Any]:
     if arch in AUX_HEADS:
         return {"aux_logits": False, "init_weights": not pretrained, "transform_input": pretrained}
     if not pretrained:
