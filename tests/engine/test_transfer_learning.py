@@ -278,3 +278,14 @@ def test_a_backbone_is_one_node_of_a_graph(place: Path) -> None:
     ]
     assert changed_modules(before, after) == {"wide", "deep1", "deep2"}
     assert any(line.startswith("Feature cache:") for line in trainer.observer.lines)  # type: ignore[attr-defined]
+
+
+@pytest.mark.cuda
+def test_the_feature_cache_on_a_gpu_in_16_mixed(place: Path) -> None:
+    exp = experiment(place)
+    exp = dataclasses.replace(
+        exp, train=dataclasses.replace(exp.train, device="cuda", precision="16-mixed", epochs=2)
+    )
+    trainer, before, after = trained(exp)
+    assert changed_modules(before, after) == {"fc"}
+    assert trainer.loaders.train.x.device.type == "cuda"  # type: ignore[attr-defined]
