@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from workbench.engine import merge_layers, sequence_layers
+from workbench.engine import backbones, merge_layers, sequence_layers
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.layers import CATALOGUE, CATEGORIES, PARAM_KINDS, categories, layer_type
 
@@ -33,8 +33,9 @@ def test_catalogue_has_every_required_type() -> None:
 def test_entry_names_a_torch_class_and_its_real_arguments(name: str) -> None:
     entry = CATALOGUE[name]
     # Merges join branches, which torch.nn has no class for: they are our own small modules;
-    # so are the sequence layers torch.nn lacks (PositionalEmbedding, TransformerBlock, ...).
-    owner = merge_layers if entry.category == "Merge" else nn
+    # so are the sequence layers torch.nn lacks (PositionalEmbedding, TransformerBlock, ...);
+    # a backbone is a torchvision network, made by our own Backbone class.
+    owner = {"Merge": merge_layers, "Pretrained": backbones}.get(entry.category, nn)
     if entry.module is not None and entry.category == "Sequence":
         owner = sequence_layers
     assert entry.module_class is getattr(owner, name)

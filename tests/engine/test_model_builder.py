@@ -203,6 +203,7 @@ EXAMPLES: dict[str, tuple[dict[str, Any], tuple[int, ...], tuple[int, ...]]] = {
     "LogSoftmax": ({"dim": -1}, (2, 5), (2, 5)),
     "Flatten": ({}, (2, 3, 4), (24,)),
     "Identity": ({}, (2, 3), (2, 3)),
+    "Backbone": ({"arch": "resnet18", "weights": "none", "freeze": False}, (3, 32, 32), (512,)),
 }
 
 

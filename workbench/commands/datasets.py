@@ -23,6 +23,11 @@ def register(subparsers: Any) -> None:
         default=DataSpec().root,
         help="where torchvision datasets live (data.root; default %(default)s)",
     )
+    parser.add_argument(
+        "--path",
+        help="with image-folder: your folder (data.path); shows its classes, their balance and "
+        "the files that would be skipped",
+    )
     parser.set_defaults(run=run)
 
 
@@ -34,7 +39,29 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         print()
         print(dataset_text(name, args.root, detailed=bool(args.name)))
+    if args.path:
+        print()
+        print(folder_text(args.name or "image-folder", args.path))
     return 0
+
+
+def folder_text(name: str, path: str) -> str:
+    """Your own data at `path` as a run sees it (the split of the default seed)."""
+    from workbench.engine.datasets import load_splits
+    from workbench.engine.errors import DatasetError
+    from workbench.engine.experiment import TrainSpec
+    from workbench.engine.run_notes import data_notes
+
+    if name != "image-folder":
+        raise DatasetError(f"--path: describes an image folder, not {name!r}; leave out the name")
+    info = load_splits(DataSpec(name=name, path=path), TrainSpec().seed).info
+    shape = ", ".join(str(size) for size in info.input_shape)
+    lines = [
+        f"{path}: {info.num_classes} classes, input shape [{shape}], "
+        f"{info.train_size:,} train / {info.val_size:,} validation images",
+        *data_notes(info),
+    ]
+    return "\n".join(lines)
 
 
 def dataset_text(name: str, root: str, detailed: bool = False) -> str:

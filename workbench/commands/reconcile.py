@@ -51,6 +51,12 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = _open(args.file, args.trust_this_file)
     result = reconcile(checkpoint.state_dict, model)
     print(reconciliation_text(result, checkpoint.state_dict, model.state_dict()))
+    if not result.fits:
+        from workbench.engine.backbone_weights import backbone_fit
+
+        fit = backbone_fit(checkpoint.state_dict, model)
+        if fit is not None:
+            print(f"\n{fit.advice(args.file)}")
     if not args.apply or result.fits:
         if args.apply:
             print("nothing to apply: the file already fits")

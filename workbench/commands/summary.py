@@ -17,10 +17,9 @@ def register(subparsers: Any) -> None:
 
 
 def experiment_summary(experiment: Experiment) -> str:
-    from workbench.engine.experiment_model import build_experiment_model
-    from workbench.engine.model_builder import summary_text
+    from workbench.engine.run_notes import experiment_summary as summary
 
-    return summary_text(build_experiment_model(experiment))
+    return summary(experiment)
 
 
 def print_summary(path: str | Path) -> int:

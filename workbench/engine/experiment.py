@@ -70,6 +70,34 @@ def _pattern(regex: str, allowed: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class AugmentSpec:
+    """Random changes to training images (torchvision.transforms.v2); validation images never.
+
+    `random_resized_crop` takes a random part (`scale` of the area, `ratio` of the sides) and
+    resizes it to the image size; the flips are probabilities; `rotation` is at most this many
+    degrees either way; the colour jitter factors are torchvision's ColorJitter arguments.
+    """
+
+    random_resized_crop: bool = False
+    scale: tuple[float, ...] = field(default=(0.08, 1.0), metadata=_range(0.0, 1.0))
+    ratio: tuple[float, ...] = field(default=(0.75, 4 / 3), metadata=_range(0.0))
+    horizontal_flip: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    vertical_flip: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    rotation: float = field(default=0.0, metadata=_range(0.0, 180.0))
+    brightness: float = field(default=0.0, metadata=_range(0.0))
+    contrast: float = field(default=0.0, metadata=_range(0.0))
+    saturation: float = field(default=0.0, metadata=_range(0.0))
+    hue: float = field(default=0.0, metadata=_range(0.0, 0.5))
+
+    @property
+    def is_random(self) -> bool:
+        """Whether any change is switched on (then every epoch sees different images)."""
+        jitter = (self.brightness, self.contrast, self.saturation, self.hue)
+        flips = (self.horizontal_flip, self.vertical_flip, self.rotation)
+        return self.random_resized_crop or any(value > 0 for value in (*jitter, *flips))
+
+
+@dataclass(frozen=True)
 class DataSpec:
     name: str = field(default="digits", metadata=_choices(*DATASET_NAMES))
     root: str = "~/.cache/workbench/datasets"
@@ -90,6 +118,8 @@ class DataSpec:
     prefetch_factor: int | None = field(default=None, metadata=_range(1))
     in_memory: bool = True
     options: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    image_size: int | None = field(default=None, metadata=_range(1, 4096))  # image folders
+    augment: AugmentSpec | None = None  # image folders: training images only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", frozen_mapping(self.options))
@@ -147,6 +177,8 @@ class TrainSpec:
         default="auto", metadata=_choices("auto", "contiguous", "channels_last")
     )
     gradient_clip_val: float | None = field(default=None, metadata=_range(0.0))
+    # the learning rate of a Backbone layer's trainable parameters, relative to lr
+    backbone_lr_factor: float = field(default=0.1, metadata=_range(0.0))
     early_stopping: EarlyStoppingSpec | None = None
     compile: bool = False  # torch.compile the model for training (slow to start, then faster)
     ddp: DDPSpec = field(default_factory=DDPSpec)

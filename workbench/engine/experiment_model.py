@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workbench.engine.datasets import DatasetInfo, describe_dataset
+from workbench.engine.datasets import DatasetInfo, Loaders, describe_dataset, make_loaders
+from workbench.engine.datasets.image_transforms import Preprocessing
 from workbench.engine.errors import ModelBuildError
 from workbench.engine.experiment import Experiment, ModelSpec
 from workbench.engine.model_builder import BuiltModel, build_model
@@ -15,12 +16,15 @@ def _data_info(experiment: Experiment) -> DatasetInfo | None:
     model = experiment.model
     if model.input_shape is not None and model.input_dtype == "float32":
         return None
-    return describe_dataset(experiment.data)
+    return describe_dataset(experiment.data, experiment_preprocessing(experiment))
 
 
 def experiment_input_shape(experiment: Experiment) -> tuple[int, ...]:
-    shape = experiment.model.input_shape or describe_dataset(experiment.data).input_shape
-    return tuple(shape)
+    if experiment.model.input_shape:
+        return tuple(experiment.model.input_shape)
+    return tuple(
+        describe_dataset(experiment.data, experiment_preprocessing(experiment)).input_shape
+    )
 
 
 def build_experiment_model(experiment: Experiment) -> BuiltModel:
@@ -38,6 +42,40 @@ def build_data_model(spec: ModelSpec, info: DatasetInfo) -> BuiltModel:
         model_input_shape(spec, info.input_shape, info.name),
         vocab_size=info.vocab_size,
         input_dtype=model_input_dtype(spec, info),
+    )
+
+
+def experiment_preprocessing(experiment: Experiment) -> Preprocessing | None:
+    """The preprocessing of the model's first backbone's weights (None without a backbone).
+
+    A backbone whose arch or weights are wrong gets None here: planning the model names the
+    problem against its layer.
+    """
+    layers = [
+        *experiment.model.layers,
+        *(layer for block in experiment.model.blocks.values() for layer in block.layers),
+    ]
+    for layer in layers:
+        if layer.type == "Backbone":
+            from workbench.engine.backbone_weights import preprocessing_for
+
+            arch = str(layer.params.get("arch", "resnet18"))
+            weights = str(layer.params.get("weights", "DEFAULT"))
+            try:
+                return preprocessing_for(arch, weights)
+            except ValueError:
+                return None
+    return None
+
+
+def experiment_loaders(experiment: Experiment, *, rank: int = 0, world_size: int = 1) -> Loaders:
+    """The experiment's batches as its model needs them (a backbone's preprocessing applied)."""
+    return make_loaders(
+        experiment.data,
+        experiment.train.seed,
+        rank=rank,
+        world_size=world_size,
+        preprocessing=experiment_preprocessing(experiment),
     )
 
 

@@ -41,6 +41,14 @@ def unknown_param(kind: LayerType, name: str) -> str:
 def _checked(param: ParamSpec, value: Any, kind: LayerType) -> Any:
     """The value as the constructor wants it, or ValueError with the reason and the fix."""
     shown = f"{param.name} = {show(value)}"
+    if param.kind == "text" or (param.kind == "bool_or_text" and not isinstance(value, bool)):
+        if not isinstance(value, str) or not value.strip():
+            allowed = "true, false or " if param.kind == "bool_or_text" else ""
+            example = param.default if param.suggested is None else param.suggested
+            raise ValueError(f'{shown} is not {allowed}a name in quotes, e.g. "{example}"')
+        return value
+    if param.kind == "bool_or_text":
+        return value
     if param.kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{shown} is not true or false")

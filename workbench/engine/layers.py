@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from workbench.engine import layer_rules, sequence_layers, sequence_rules
+from workbench.engine.backbone_code import backbone_code
+from workbench.engine.backbones import BACKBONE_RULES, Backbone
 from workbench.engine.errors import ModelBuildError
+from workbench.engine.layer_export import LayerCode
 from workbench.engine.layer_rules import LayerRules
 from workbench.engine.merge_layers import Add, Concat, Mul
 from workbench.engine.model_spec import LayerSpec
@@ -25,8 +28,9 @@ CATEGORIES = (
     "Activation",
     "Shape",
     "Merge",
+    "Pretrained",
 )
-PARAM_KINDS = ("int", "float", "bool", "choice", "int_or_tuple")
+PARAM_KINDS = ("int", "float", "bool", "choice", "int_or_tuple", "text", "bool_or_text")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class LayerType:
     fixed: tuple[tuple[str, Any], ...] = ()
     tuple_output: bool = False
     script_class: type[nn.Module] | None = None
+    # checked on the meta device whatever its size: a sample forward is too slow for every edit
+    check_on_meta: bool = False
+    # its source in an exported script, from its resolved arguments (None: `nn.<name>(...)`)
+    export: Callable[[Mapping[str, Any]], LayerCode] | None = None
 
     @property
     def module_class(self) -> type[nn.Module]:
@@ -99,6 +107,8 @@ class LayerType:
         """The class of our own an exported script must define (None: torch.nn's own)."""
         if self.script_class is not None:
             return self.script_class
+        if self.export is not None:  # written by its own export code (a Backbone)
+            return None
         if self.module is not None and self.category != "Merge":
             return self.module
         return None
@@ -586,6 +596,39 @@ _TYPES = (
         module=Concat,
         inputs=_MANY,
         input_dtypes=_ANY_DTYPE,
+    ),
+    LayerType(
+        "Backbone",
+        "Pretrained",
+        (
+            ParamSpec(
+                "arch",
+                "text",
+                "resnet18",
+                help="a torchvision classification model (`workbench backbones` lists them)",
+            ),
+            ParamSpec(
+                "weights",
+                "text",
+                "DEFAULT",
+                help='"DEFAULT", a torchvision weights name, a state_dict file, or "none"',
+            ),
+            ParamSpec(
+                "freeze",
+                "bool_or_text",
+                True,
+                suggested="last:1",
+                help='true: train only the layers after it; false: train it all; "last:N": '
+                "train its last N stages",
+            ),
+        ),
+        "a pretrained torchvision network without its classifier: images in, features out",
+        input_ranks=(3,),
+        shape_rule="backbone",
+        rules=BACKBONE_RULES,
+        module=Backbone,
+        check_on_meta=True,
+        export=backbone_code,
     ),
 )
 

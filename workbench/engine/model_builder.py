@@ -112,13 +112,20 @@ def build_model(
 
 def summary_text(built: BuiltModel) -> str:
     """What `workbench summary` prints and the Model tab shows: print(model), the table, the total."""
+    total, trainable = built.total_parameters, built.trainable_parameters
+    frozen = (
+        [f"Parameters: {total:,}, of which {trainable:,} trainable ({total - trainable:,} frozen)"]
+        if trainable != total
+        else []
+    )
     return "\n".join(
         [
             str(built.module),
             "",
             built.table(),
             "",
-            f"Total number of trainable model parameters: {built.trainable_parameters}",
+            *frozen,
+            f"Total number of trainable model parameters: {trainable}",
         ]
     )
 

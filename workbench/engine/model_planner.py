@@ -519,7 +519,7 @@ def _check_samples(layer: PlannedLayer, module: nn.Module, dtype: str) -> list[t
     shapes = [(2, *shape) for shape in layer.inputs]
     tensors = [*module.parameters(), *module.buffers()]
     elements = sum(t.numel() for t in tensors) + sum(math.prod(shape) for shape in shapes)
-    if elements <= CPU_CHECK_ELEMENTS:
+    if elements <= CPU_CHECK_ELEMENTS and not layer.kind.check_on_meta:
         module.to_empty(device="cpu").eval()  # eval: Dropout would draw random numbers
         return [torch.zeros(shape, dtype=DTYPES[dtype]) for shape in shapes]
     return [torch.empty(shape, device="meta", dtype=DTYPES[dtype]) for shape in shapes]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.engine.errors import ExperimentError
+from workbench.engine.errors import ExperimentError, ModelBuildError
 from workbench.engine.experiment import SchedulerSpec, TrainSpec, training_problem
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce_with_logits")
@@ -34,7 +34,9 @@ def optimizer_arguments(spec: TrainSpec) -> tuple[type[torch.optim.Optimizer], d
     return classes[name], args
 
 
-def make_optimizer(params: Iterable[nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter] | list[dict[str, Any]], spec: TrainSpec
+) -> torch.optim.Optimizer:
     """The optimizer; one its scheduler cannot drive (an experiment built in code, not read
     from a file) is refused here with the file's message, before torch refuses it."""
     problem = training_problem(spec)
@@ -42,6 +44,27 @@ def make_optimizer(params: Iterable[nn.Parameter], spec: TrainSpec) -> torch.opt
         raise ExperimentError(problem)
     optimizer_class, args = optimizer_arguments(spec)
     return optimizer_class(params, **args)
+
+
+def parameter_groups(model: nn.Module, spec: TrainSpec) -> list[dict[str, Any]]:
+    """The trainable parameters: one group at `lr`, and the trainable parameters of backbone
+    layers in a second group at `lr * backbone_lr_factor`. Frozen parameters are left out."""
+    from workbench.engine.backbones import backbones_in
+
+    in_backbones = {
+        id(parameter) for _, backbone in backbones_in(model) for parameter in backbone.parameters()
+    }
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    if not trainable and any(True for _ in model.parameters()):
+        raise ModelBuildError(
+            "every parameter of the model is frozen, so training would change nothing; add a "
+            'layer after the backbone, or set its freeze = false or "last:1"'
+        )
+    groups: list[dict[str, Any]] = [{"params": [p for p in trainable if id(p) not in in_backbones]}]
+    backbone_params = [p for p in trainable if id(p) in in_backbones]
+    if backbone_params:
+        groups.append({"params": backbone_params, "lr": spec.lr * spec.backbone_lr_factor})
+    return [group for group in groups if group["params"]] or groups[:1]
 
 
 def scheduler_arguments(
@@ -81,6 +104,8 @@ def make_scheduler(
         return None
     lr = optimizer.param_groups[0]["lr"]
     scheduler_class, args = scheduler_arguments(spec, epochs, max(1, steps_per_epoch), lr)
+    if spec.name == "onecycle" and len(optimizer.param_groups) > 1 and lr > 0:  # own peaks
+        args["max_lr"] = [args["max_lr"] * group["lr"] / lr for group in optimizer.param_groups]
     return scheduler_class(optimizer, **args)
 
 

@@ -10,10 +10,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from workbench.engine.datasets import BatchSource, Loaders, availability, load_splits, make_loaders
+from workbench.engine.datasets import BatchSource, Loaders, availability, load_splits
 from workbench.engine.errors import DatasetError
 from workbench.engine.experiment import Experiment
-from workbench.engine.experiment_model import experiment_input_shape
+from workbench.engine.experiment_model import (
+    experiment_input_shape,
+    experiment_loaders,
+    experiment_preprocessing,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -77,7 +81,8 @@ def sample_batch(experiment: Experiment, model: nn.Module, count: int) -> Sample
     reason = unavailable_reason(experiment)
     if reason is None:
         try:
-            splits = load_splits(experiment.data, experiment.train.seed)
+            preprocessing = experiment_preprocessing(experiment)
+            splits = load_splits(experiment.data, experiment.train.seed, preprocessing)
         except DatasetError as exc:
             reason = str(exc)
         else:
@@ -148,7 +153,7 @@ def training_feed(experiment: Experiment, model: nn.Module, device: torch.device
     if reason is None:
         started = time.perf_counter()
         try:
-            loaders = make_loaders(data, experiment.train.seed)
+            loaders = experiment_loaders(experiment)
         except DatasetError as exc:
             reason = str(exc)
         else:

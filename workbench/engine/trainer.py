@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.engine.backbone_weights import load_pretrained_backbones
 from workbench.engine.control import RunControl
 from workbench.engine.cpu_threads import claim_intra_op_threads
 from workbench.engine.datasets import make_loaders
@@ -26,11 +27,13 @@ from workbench.engine.errors import (
     TrainingError,
 )
 from workbench.engine.experiment import Experiment, dump_experiment
-from workbench.engine.experiment_model import build_data_model
+from workbench.engine.experiment_model import build_data_model, experiment_preprocessing
+from workbench.engine.feature_cache import FeatureCache, cacheable_backbone
 from workbench.engine.optimization import (
     count_correct,
     make_optimizer,
     make_scheduler,
+    parameter_groups,
     reports_accuracy,
     scheduler_steps_on_loss,
     scheduler_steps_per_batch,
@@ -56,6 +59,7 @@ from workbench.engine.run_files import (
     write_json,
     write_metrics_csv,
 )
+from workbench.engine.run_notes import backbone_notes, data_notes
 from workbench.engine.strategy import SingleDeviceStrategy
 from workbench.engine.task import (
     NEXT_TOKEN,
@@ -72,6 +76,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # are far past any minimum and the run cannot recover, so it fails like a NaN loss does.
 EXPLOSION_FACTOR = 1e6
 CLASS_LOSSES = ("cross_entropy", "nll")
+BATCH_OF_ONE = "Expected more than 1 value per channel when training"  # BatchNorm's refusal
 
 
 def uses_channels_last(setting: str, model: nn.Module) -> bool:
@@ -177,6 +182,7 @@ class Trainer:
             train.seed,
             rank=self.strategy.rank,
             world_size=self.strategy.world_size,
+            preprocessing=experiment_preprocessing(self.experiment),
         )
         info = self.loaders.info
         torch.manual_seed(train.seed)  # the model's initial weights depend on the seed alone
@@ -187,8 +193,10 @@ class Trainer:
         check_outputs_fit_classes(
             self.built.output_shape, info.class_names, train.loss, data.path or data.name
         )
+        self.notes = [*data_notes(info), *load_pretrained_backbones(self.built.module)]
         if self.initial_weights is not None:  # e.g. weights the user loaded into the stack
             self.built.module.load_state_dict(self.initial_weights)
+        self.notes += backbone_notes(self.built.module, train.backbone_lr_factor)
         self.channels_last = uses_channels_last(
             self.experiment.train.memory_format, self.built.module
         )
@@ -196,7 +204,7 @@ class Trainer:
         self.model = self.built.module.to(self.device).to(memory_format=memory_format)
         self.wrapped = self.strategy.wrap_model(self.model, self.device)
         self.compiled = torch.compile(self.wrapped) if train.compile else None
-        self.optimizer = make_optimizer(self.wrapped.parameters(), train)
+        self.optimizer = make_optimizer(parameter_groups(self.model, train), train)
         self.steps_per_epoch = math.ceil(len(self.loaders.train) / train.accumulate_grad_batches)
         self.scheduler = make_scheduler(
             self.optimizer, train.scheduler, train.epochs, self.steps_per_epoch
@@ -208,6 +216,7 @@ class Trainer:
         # Next-token runs count tokens too: every position of a sample is a prediction.
         self.tokens_per_sample = info.input_shape[0] if self.task == NEXT_TOKEN else None
         self.early_stopping = EarlyStopping.from_spec(train.early_stopping)
+        self.feature_cache = self._feature_cache()
         if self.resume_from is not None:
             state = load_run_checkpoint(self.resume_from)
             try:
@@ -220,6 +229,14 @@ class Trainer:
                     "checkpoint.pt of an earlier run"
                 ) from None
         self._prepared = True
+
+    def _feature_cache(self) -> FeatureCache | None:
+        backbone, why_not = cacheable_backbone(self.built, self.experiment)
+        if backbone is None:
+            if why_not:
+                self.notes.append(f"Feature cache off: {why_not}")
+            return None
+        return FeatureCache(backbone, self.out_dir, self.strategy.rank)
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:
@@ -268,6 +285,15 @@ class Trainer:
                 self._report_failure(message)
             raise OutOfMemoryTrainingError(message) from None
         except Exception as exc:
+            if isinstance(exc, ValueError) and BATCH_OF_ONE in str(exc):
+                message = (
+                    "a training batch of 1 sample reached a BatchNorm layer that is training, "
+                    "and BatchNorm needs at least 2; set data.drop_last = true, or a "
+                    "data.batch_size that does not leave 1 sample over "
+                    f"({self.loaders.train.dataset_size} training samples per process)"
+                )
+                self._report_failure(message)
+                raise TrainingError(message) from None
             error = self._error_in_model_code(exc)
             if error is None:
                 raise
@@ -275,6 +301,8 @@ class Trainer:
             self._write_files(self._summary(started, status="failed"), weights=False)
             raise TrainingError(error) from None
         finally:
+            if self.feature_cache is not None:
+                self.feature_cache.detach()
             self.strategy.teardown()
         self.observer.on_finished(summary)
         return summary
@@ -302,6 +330,11 @@ class Trainer:
                 f"Unigram baseline: a model that ignores the context scores Val Loss "
                 f"{baseline:.4f} (perplexity {perplexity(baseline):.2f}); learning goes below it"
             )
+        for note in self.notes:
+            self.observer.on_log(note)
+        if self.feature_cache is not None:
+            self.loaders = self.feature_cache.attach(self.loaders, self.device, self.precision)
+            self.observer.on_log(self.feature_cache.note)
         status = "completed"
         for epoch in range(self.start_epoch, train.epochs + 1):
             epoch_started = time.perf_counter()

@@ -31,6 +31,11 @@ class DatasetInfo:
     input_dtype: str = "float32"  # "long": samples are token ids
     vocab_size: int | None = None  # tokens of the vocabulary, for token ids
     baseline_loss: float | None = None  # text: val loss of a unigram model, the score to beat
+    skipped: tuple[str, ...] = ()  # files left out, each "path: why" (image folders)
+    train_class_counts: tuple[int, ...] = ()  # samples per class, where cheap to count
+    val_class_counts: tuple[int, ...] = ()
+    preprocessing: str = ""  # what each image goes through (image folders)
+    augmentation: str = ""  # the training images' random changes, or "none"
 
     @property
     def num_classes(self) -> int:
@@ -57,6 +62,9 @@ class LoadedData:
     input_dtype: str = "float32"
     vocab_size: int | None = None
     baseline_loss: float | None = None
+    skipped: tuple[str, ...] = ()
+    preprocessing: str = ""
+    augmentation: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from workbench.engine.datasets import synthetic, tabular, text, vision
 from workbench.engine.datasets.base import (
@@ -18,6 +18,7 @@ from workbench.engine.datasets.base import (
     tensor_splits,
     validation_count,
 )
+from workbench.engine.datasets.image_transforms import Preprocessing, check_image_settings
 from workbench.engine.errors import DatasetError
 from workbench.engine.experiment import DataSpec
 
@@ -37,6 +38,8 @@ class DatasetEntry:
     fast_path: bool  # small enough to keep as whole tensors: batches by indexing
     load: Callable[[DataSpec, Options, int], LoadedData]
     describe: Callable[[DataSpec, Options], DatasetInfo] | None = None  # without loading
+    # images a pretrained network's preprocessing applies to (image folders)
+    load_images: Callable[[DataSpec, Options, int, Preprocessing | None], LoadedData] | None = None
 
 
 # --------------------------------------------------------------------------- loaders per kind
@@ -140,7 +143,7 @@ def _load_text(spec: DataSpec, options: Options, seed: int) -> LoadedData:
 
 
 def _load_image_folder(spec: DataSpec, options: Options, seed: int) -> LoadedData:
-    return vision.image_folder_splits(spec.path, options, spec.val_split, seed)
+    return vision.image_folder_splits(spec, options, seed, None)
 
 
 # --------------------------------------------------------------------------- the catalogue
@@ -238,6 +241,7 @@ _ENTRIES = (
         source=YOURS,
         fast_path=False,
         load=_load_image_folder,
+        load_images=vision.image_folder_splits,
     ),
     DatasetEntry(
         name="text",
@@ -268,6 +272,7 @@ def dataset_entry(name: str) -> DatasetEntry:
 def dataset_options(spec: DataSpec) -> dict[str, Any]:
     """The spec's `data.options`, checked against the dataset's knobs, with defaults filled in."""
     entry = dataset_entry(spec.name)
+    check_image_settings(spec)
     options = resolve_options(entry.name, spec, entry.options)
     classes = options.get("classes")
     if classes is not None and options["n_samples"] < classes:
@@ -278,10 +283,17 @@ def dataset_options(spec: DataSpec) -> dict[str, Any]:
     return options
 
 
-def load_splits(spec: DataSpec, seed: int) -> Splits:
-    """Load both splits (TensorDatasets where the data is held in memory) and describe them."""
+def load_splits(spec: DataSpec, seed: int, preprocessing: Preprocessing | None = None) -> Splits:
+    """Load both splits (TensorDatasets where the data is held in memory) and describe them.
+
+    `preprocessing` is a pretrained backbone's (image folders resize and normalise for it).
+    """
     entry = dataset_entry(spec.name)
-    loaded = entry.load(spec, dataset_options(spec), seed)
+    options = dataset_options(spec)
+    if entry.load_images is not None:
+        loaded = entry.load_images(spec, options, seed, preprocessing)
+    else:
+        loaded = entry.load(spec, options, seed)
     info = DatasetInfo(
         entry.name,
         loaded.input_shape,
@@ -293,17 +305,33 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         loaded.input_dtype,
         loaded.vocab_size,
         loaded.baseline_loss,
+        skipped=loaded.skipped,
+        train_class_counts=_class_counts(loaded.train, len(loaded.class_names)),
+        val_class_counts=_class_counts(loaded.val, len(loaded.class_names)),
+        preprocessing=loaded.preprocessing,
+        augmentation=loaded.augmentation,
     )
     return Splits(loaded.train, loaded.val, info)
 
 
-def describe_dataset(spec: DataSpec) -> DatasetInfo:
+def _class_counts(dataset: Dataset[Any], classes: int) -> tuple[int, ...]:
+    """Samples per class where the labels are at hand without reading the samples."""
+    targets = getattr(dataset, "targets", None)
+    if not isinstance(targets, list):
+        return ()
+    counts = [0] * classes
+    for target in targets:
+        counts[target] += 1
+    return tuple(counts)
+
+
+def describe_dataset(spec: DataSpec, preprocessing: Preprocessing | None = None) -> DatasetInfo:
     """Input shape, classes and split sizes; reads only what it must (small files, headers)."""
     entry = dataset_entry(spec.name)
     options = dataset_options(spec)
     if entry.describe is not None:
         return entry.describe(spec, options)
-    return load_splits(spec, seed=0).info
+    return load_splits(spec, seed=0, preprocessing=preprocessing).info
 
 
 def holds_tensors(spec: DataSpec, splits: Splits) -> bool:

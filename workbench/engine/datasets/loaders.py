@@ -26,6 +26,7 @@ from torch.utils.data import (
 
 from workbench.engine.datasets.base import DatasetInfo
 from workbench.engine.datasets.catalogue import holds_tensors, load_splits
+from workbench.engine.datasets.image_transforms import Preprocessing
 from workbench.engine.devices import available_devices
 from workbench.engine.errors import DatasetError
 from workbench.engine.experiment import DataSpec
@@ -207,9 +208,17 @@ class Loaders:
     fast_path: bool
 
 
-def make_loaders(spec: DataSpec, seed: int, *, rank: int = 0, world_size: int = 1) -> Loaders:
-    """Load the dataset and wrap both splits as batch sources for this rank."""
-    splits = load_splits(spec, seed)
+def make_loaders(
+    spec: DataSpec,
+    seed: int,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    preprocessing: Preprocessing | None = None,
+) -> Loaders:
+    """Load the dataset and wrap both splits as batch sources for this rank; `preprocessing`
+    is a pretrained backbone's, for image folders."""
+    splits = load_splits(spec, seed, preprocessing)
     fast = holds_tensors(spec, splits)
     pin = spec.pin_memory and _has_cuda()
     sources: list[BatchSource] = []

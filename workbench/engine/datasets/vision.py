@@ -16,7 +16,9 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from workbench.engine.datasets.archives import check_md5, extract_folder, gunzip_limited
 from workbench.engine.datasets.base import LoadedData, OptionSpec, split_indices, tensor_splits
+from workbench.engine.datasets.image_transforms import Preprocessing, Transform, image_pipeline
 from workbench.engine.errors import DatasetError
+from workbench.engine.experiment import DataSpec
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
@@ -344,34 +346,115 @@ IMAGE_FOLDER_OPTIONS = (
     OptionSpec("grayscale", bool, False, "convert to one gray channel instead of RGB"),
 )
 SPLIT_FOLDERS = ("val", "test")
+MIN_CLASS_IMAGES = 2  # one to train on, one to check with
+
+
+class ImageFiles(Dataset[tuple[torch.Tensor, int]]):
+    """Image files and their labels; each image is read and transformed when asked for."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], transform: Transform) -> None:
+        self.samples = list(samples)
+        self.targets = [target for _, target in self.samples]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, target = self.samples[index]
+        return self.transform(load_image(path)), target
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """One folder of class subfolders: its usable images, its classes, the files skipped."""
+
+    path: Path
+    samples: list[tuple[str, int]]
+    classes: list[str]
+    skipped: list[str]
 
 
 def image_folder_splits(
-    path: str | None, options: Mapping[str, Any], val_split: float, seed: int
+    spec: DataSpec, options: Mapping[str, Any], seed: int, preprocessing: Preprocessing | None
 ) -> LoadedData:
-    """ImageFolder at `path`, one subfolder per class; `train/` + `val/` (or `test/`) if there."""
-    folder = _existing_folder(path)
-    size, grayscale = options["image_size"], options["grayscale"]
-    transforms = _transforms()
-    steps: list[Any] = [transforms.Resize((size, size))]
-    if grayscale:
-        steps.append(transforms.Grayscale(num_output_channels=1))
-    steps.append(transforms.ToTensor())
-    transform = transforms.Compose(steps)
-    shape = (1 if grayscale else 3, size, size)
+    """Image files under `data.path`, one subfolder per class; `train/` + `val/` (or `test/`) if
+    there. Files that are not readable images are skipped and named; training images get the
+    augmentation, validation images only the resize (and a backbone's normalisation)."""
+    folder = _existing_folder(spec.path)
+    pipeline = image_pipeline(spec, options, preprocessing)
     split_folder = next((folder / n for n in SPLIT_FOLDERS if (folder / n).is_dir()), None)
     if (folder / "train").is_dir() and split_folder is not None:
-        train = _image_folder(folder / "train", transform)
-        val = _image_folder(split_folder, transform)
+        train = _read_folder(folder / "train")
+        val = _read_folder(split_folder)
         if train.classes != val.classes:
             raise DatasetError(
                 f"{split_folder}: its class folders ({', '.join(val.classes)}) differ from "
                 f"{folder / 'train'} ({', '.join(train.classes)}); use the same class folders"
             )
-        return LoadedData(train, val, tuple(train.classes), shape)
-    whole = _image_folder(folder, transform)
-    train_idx, val_idx = split_indices(len(whole), val_split, seed)
-    return LoadedData(Subset(whole, train_idx), Subset(whole, val_idx), tuple(whole.classes), shape)
+        _check_class_sizes(train)
+        train_samples, val_samples = train.samples, val.samples
+        skipped = train.skipped + val.skipped
+    else:
+        train = _read_folder(folder)
+        _check_class_sizes(train)
+        train_idx, val_idx = split_indices(len(train.samples), spec.val_split, seed)
+        train_samples = [train.samples[index] for index in train_idx]
+        val_samples = [train.samples[index] for index in val_idx]
+        skipped = train.skipped
+    return LoadedData(
+        ImageFiles(train_samples, pipeline.train_transform()),
+        ImageFiles(val_samples, pipeline.eval_transform()),
+        tuple(train.classes),
+        pipeline.shape,
+        skipped=tuple(skipped),
+        preprocessing=pipeline.describe(),
+        augmentation=pipeline.describe_augment(),
+    )
+
+
+def _read_folder(folder: Path) -> _Folder:
+    try:
+        found = _tv_datasets().ImageFolder(str(folder), loader=load_image)
+    except FileNotFoundError:
+        raise DatasetError(_no_images_message(folder)) from None
+    problems = unreadable_images([path for path, _ in found.samples])
+    samples = [(path, label) for path, label in found.samples if path not in problems]
+    return _Folder(folder, samples, list(found.classes), list(problems.values()))
+
+
+def _no_images_message(folder: Path) -> str:
+    subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
+    if not subfolders:
+        return (
+            f"{folder}: no class subfolders; put the images in one subfolder per class "
+            f"({folder}/cat/1.png, {folder}/dog/2.png, ...)"
+        )
+    extensions = _tv_datasets().folder.IMG_EXTENSIONS
+    empty = sorted(entry.name for entry in subfolders if not _has_images(entry, extensions))
+    return (
+        f"{folder}: no images in the class folder(s) {', '.join(empty)}; supported "
+        f"extensions: {', '.join(extensions)} (remove empty class folders)"
+    )
+
+
+def _check_class_sizes(folder: _Folder) -> None:
+    """A class needs MIN_CLASS_IMAGES usable images: one alone can be trained on or checked with,
+    never both."""
+    counts = [0] * len(folder.classes)
+    for _, label in folder.samples:
+        counts[label] += 1
+    for name, count in zip(folder.classes, counts, strict=True):
+        if count >= MIN_CLASS_IMAGES:
+            continue
+        skipped = sum(1 for line in folder.skipped if line.startswith(f"{folder.path / name}/"))
+        why = f" ({skipped} skipped as unreadable)" if skipped else ""
+        have = "no usable image" if count == 0 else "only 1 image"
+        raise DatasetError(
+            f"{folder.path / name}: the class '{name}' has {have}{why}; each class needs at "
+            f"least {MIN_CLASS_IMAGES} (one to train on, one to check with); add images or "
+            "remove the folder"
+        )
 
 
 def _existing_folder(path: str | None) -> Path:
@@ -392,7 +475,6 @@ def _existing_folder(path: str | None) -> Path:
 
 
 MAX_IMAGE_PIXELS = 50_000_000  # e.g. 8000 x 6000; every image is resized to image_size anyway
-_SHOWN_BAD_IMAGES = 5
 
 
 def load_image(path: str) -> Any:
@@ -436,44 +518,19 @@ def _named_image_errors(path: str, advice: str) -> Iterator[None]:
         ) from None
 
 
-def check_images(paths: Sequence[str]) -> None:
-    """Read every image's header (cheap: no pixels); name the broken and the oversized ones."""
+def unreadable_images(paths: Sequence[str]) -> dict[str, str]:
+    """Each path whose header cannot be read, or that is over MAX_IMAGE_PIXELS, with the reason
+    (`path: not a readable image (...)`); cheap: no pixels are decoded."""
     from PIL import Image
 
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     for path in paths:
         try:
             with _named_image_errors(path, ""), Image.open(path) as image:
                 _refuse_huge(image.size)
         except DatasetError as exc:
-            problems.append(str(exc))
-    if problems:
-        more = len(problems) - _SHOWN_BAD_IMAGES
-        shown = problems[:_SHOWN_BAD_IMAGES] + ([f"... and {more} more"] if more > 0 else [])
-        raise DatasetError(
-            f"{len(problems)} image(s) cannot be used; remove or replace them:\n  "
-            + "\n  ".join(shown)
-        )
-
-
-def _image_folder(folder: Path, transform: Any) -> Any:
-    try:
-        dataset = _tv_datasets().ImageFolder(str(folder), transform=transform, loader=load_image)
-    except FileNotFoundError:
-        subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
-        if not subfolders:
-            raise DatasetError(
-                f"{folder}: no class subfolders; put the images in one subfolder per class "
-                f"({folder}/cat/1.png, {folder}/dog/2.png, ...)"
-            ) from None
-        extensions = _tv_datasets().folder.IMG_EXTENSIONS
-        empty = sorted(entry.name for entry in subfolders if not _has_images(entry, extensions))
-        raise DatasetError(
-            f"{folder}: no images in the class folder(s) {', '.join(empty)}; supported "
-            f"extensions: {', '.join(extensions)} (remove empty class folders)"
-        ) from None
-    check_images([path for path, _ in dataset.samples])
-    return dataset
+            problems[path] = str(exc)
+    return problems
 
 
 def _has_images(folder: Path, extensions: tuple[str, ...]) -> bool:

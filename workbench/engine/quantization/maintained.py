@@ -118,7 +118,22 @@ def export_graph(model: nn.Module, sample: torch.Tensor) -> torch.fx.GraphModule
         program = torch.export.export(model, (_batch_of_two(sample),), dynamic_shapes=({0: batch},))
     module = program.module()
     assert isinstance(module, torch.fx.GraphModule)
+    _separate_repeated_calls(module)
     return module
+
+
+def _separate_repeated_calls(graph: torch.fx.GraphModule) -> None:
+    """Name each call of a module called twice apart (`layer1.0.relu@1`), as export's own keys
+    do. The quantizer groups nodes by that name, and torchvision's ResNet blocks call one ReLU
+    twice: as one group with two outputs, its pattern matching refuses the whole graph."""
+    for node in graph.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        node.meta["nn_module_stack"] = {
+            key: (f"{path}@{key.rpartition('@')[2]}" if "@" in key else path, kind)
+            for key, (path, kind) in stack.items()
+        }
 
 
 def _batch_of_two(sample: torch.Tensor) -> torch.Tensor:

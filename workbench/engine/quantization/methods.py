@@ -24,9 +24,9 @@ from torch import nn
 
 from workbench.engine.atomic import atomic_write_text
 from workbench.engine.checkpoints.reconcile import load_strict
-from workbench.engine.datasets import Loaders, make_loaders
+from workbench.engine.datasets import Loaders
 from workbench.engine.experiment import Experiment
-from workbench.engine.experiment_model import build_experiment_model
+from workbench.engine.experiment_model import build_experiment_model, experiment_loaders
 from workbench.engine.optimization import make_loss, make_optimizer
 from workbench.engine.own_model import explained_trace_failure
 from workbench.engine.quantization import legacy_eager, maintained
@@ -173,7 +173,7 @@ class _Run:
         self, state_dict: Mapping[str, torch.Tensor], output: str | Path, loaders: Loaders | None
     ) -> QuantizationOutcome:
         self.progress("loading data and the float model", 0.0)
-        self.loaders = loaders or make_loaders(self.experiment.data, self.experiment.train.seed)
+        self.loaders = loaders or experiment_loaders(self.experiment)
         self.built = build_experiment_model(self.experiment)
         float_model = self.built.module
         load_strict(float_model, {k: v.detach().cpu() for k, v in state_dict.items()})

@@ -3,7 +3,10 @@ exactly as the engine does it (the numbers, class names and folders come from th
 
 from __future__ import annotations
 
+import textwrap
+
 from workbench.engine.datasets import describe_dataset
+from workbench.engine.datasets.image_transforms import Step, image_pipeline
 from workbench.engine.datasets.synthetic import (
     POINT_SETS,
     TOY_X_TEST,
@@ -15,13 +18,15 @@ from workbench.engine.datasets.text import text_file
 from workbench.engine.datasets.vision import (
     CIFAR10,
     FASHION_MNIST,
+    MAX_IMAGE_PIXELS,
     MNIST,
     SPLIT_FOLDERS,
     TorchvisionSet,
 )
 from workbench.engine.errors import ExperimentError
+from workbench.engine.experiment_model import experiment_preprocessing
 from workbench.engine.script_export.rules import ScriptPlan
-from workbench.engine.script_export.text import Section, block, join_sections, literal
+from workbench.engine.script_export.text import Section, block, call, join_sections, literal
 
 _IDX_SETS = {kind.name: kind for kind in (MNIST, FASHION_MNIST)}
 _TENSOR_DATASET = "from torch.utils.data import TensorDataset"
@@ -313,35 +318,82 @@ def _csv(plan: ScriptPlan) -> Section:
     return Section(text, frozenset({"import csv", "import numpy as np", _TENSOR_DATASET}))
 
 
+USABLE_IMAGE = """
+def usable_image(path):
+    \"\"\"What Torch Workbench trains on: readable images of at most MAX_IMAGE_PIXELS pixels
+    (it names the files it skips; this script skips them silently).\"\"\"
+    if not path.lower().endswith(IMG_EXTENSIONS):
+        return False
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:
+        return False
+    return width * height <= MAX_IMAGE_PIXELS
+"""
+
+
 def _image_folder(plan: ScriptPlan) -> Section:
+    """Images through the engine's own steps: its resize (and a backbone's crop and
+    normalisation), the augmentation on training images only, unreadable files skipped."""
     data = plan.experiment.data
-    gray = "transforms.Grayscale(num_output_channels=1), " if plan.options["grayscale"] else ""
+    pipeline = image_pipeline(data, plan.options, experiment_preprocessing(plan.experiment))
     constants = "\n".join(
         [
             f"VAL_SPLIT = {literal(data.val_split)}",
             f"FOLDER = Path({literal(data.path)}).expanduser()",
-            f"IMAGE_SIZE = {literal(plan.options['image_size'])}",
+            f"MAX_IMAGE_PIXELS = {literal(MAX_IMAGE_PIXELS)}",
+            f"TRAIN_TRANSFORM = {_compose_code(pipeline.steps(train=True))}",
+            f"VAL_TRANSFORM = {_compose_code(pipeline.steps(train=False))}",
         ]
     )
     loader = block(
         f'''
+        def image_folder(path, transform):
+            return datasets.ImageFolder(str(path), transform=transform, is_valid_file=usable_image)
+
+
         def load_data():
             """One subfolder per class; train/ + val/ (or test/) subfolders when present."""
-            transform = transforms.Compose(
-                [transforms.Resize((IMAGE_SIZE, IMAGE_SIZE)), {gray}transforms.ToTensor()]
-            )
             split_folder = next((FOLDER / n for n in {literal(SPLIT_FOLDERS)} if (FOLDER / n).is_dir()), None)
             if (FOLDER / "train").is_dir() and split_folder is not None:
-                train_set = datasets.ImageFolder(str(FOLDER / "train"), transform=transform)
-                val_set = datasets.ImageFolder(str(split_folder), transform=transform)
+                train_set = image_folder(FOLDER / "train", TRAIN_TRANSFORM)
+                val_set = image_folder(split_folder, VAL_TRANSFORM)
                 return train_set, val_set, list(train_set.classes)
-            whole = datasets.ImageFolder(str(FOLDER), transform=transform)
-            train_idx, val_idx = split_indices(len(whole), VAL_SPLIT, SEED)
-            return Subset(whole, train_idx), Subset(whole, val_idx), list(whole.classes)
+            train_view = image_folder(FOLDER, TRAIN_TRANSFORM)
+            val_view = image_folder(FOLDER, VAL_TRANSFORM)
+            train_idx, val_idx = split_indices(len(train_view), VAL_SPLIT, SEED)
+            return Subset(train_view, train_idx), Subset(val_view, val_idx), list(train_view.classes)
         '''
     )
-    text = join_sections([constants, block(SPLIT_INDICES), loader])
-    return Section(text, _VISION | {"import numpy as np"})
+    text = join_sections([constants, block(SPLIT_INDICES), block(USABLE_IMAGE), loader])
+    imports = {
+        "import numpy as np",
+        "import torch",
+        "from PIL import Image",
+        "from torchvision.datasets.folder import IMG_EXTENSIONS",
+        "from torchvision.transforms import v2",
+    }
+    return Section(text, frozenset({_SUBSET, _PATH, "from torchvision import datasets", *imports}))
+
+
+def _compose_code(steps: list[Step]) -> str:
+    """`v2.Compose([...])`, one step a line, each argument a literal."""
+    lines = []
+    for step in steps:
+        args = [f"{key}={_argument_code(key, value)}" for key, value in step.arguments.items()]
+        call_text = call(f"v2.{step.name}", args, used=8, indent=8)
+        lines.append(textwrap.indent(call_text, " " * 8).lstrip(" ") + ",")
+    body = "".join(f"\n        {line}" for line in lines)
+    return f"v2.Compose(\n    [{body}\n    ]\n)"
+
+
+def _argument_code(key: str, value: object) -> str:
+    if key == "interpolation":
+        return f"v2.InterpolationMode({literal(value)})"
+    if key == "dtype" and value == "float32":
+        return "torch.float32"
+    return literal(value)
 
 
 TEXT_BLOCKS = '''

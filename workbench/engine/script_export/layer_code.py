@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
+from workbench.engine.layer_export import LayerCode
 from workbench.engine.layers import CATALOGUE, LayerType
 from workbench.engine.model_planner import LayerRow
 from workbench.engine.script_export.rules import constructor_defaults
@@ -28,6 +29,9 @@ def layer_call(row: LayerRow, given: Mapping[str, Code] | None = None) -> tuple[
     """
     kind = CATALOGUE[row.type]
     values: dict[str, object] = {**row.resolved, **(given or {})}
+    if kind.export is not None:  # a layer torch.nn has no class for, e.g. a Backbone
+        code = kind.export(row.resolved)
+        return code.function, list(code.args)
     # nn.LSTM takes *args: its documented defaults are RNNBase's.
     recurrent = issubclass(kind.module_class, nn.RNNBase)
     defaults = constructor_defaults(nn.RNNBase if recurrent else kind.module_class)
@@ -52,6 +56,20 @@ def layer_call(row: LayerRow, given: Mapping[str, Code] | None = None) -> tuple[
     if row.repeat > 1:  # copies made in turn, as the engine makes them
         return "nn.Sequential", [f"*[{function}({', '.join(args)}) for _ in range({row.repeat})]"]
     return function, args
+
+
+def layer_extras(rows: Sequence[LayerRow]) -> LayerCode:
+    """The definitions and imports the layers' own export code needs (a Backbone's
+    `make_backbone`), each once, inside blocks too."""
+    codes: list[LayerCode] = []
+    for row in rows:
+        codes += [layer_extras(repeat) for repeat in row.blocks]
+        export = CATALOGUE[row.type].export if row.type in CATALOGUE else None
+        if export is not None:
+            codes.append(export(row.resolved))
+    definitions = dict.fromkeys(text for code in codes for text in code.definitions)
+    imports = frozenset(line for code in codes for line in code.imports)
+    return LayerCode("", (), tuple(definitions), imports)
 
 
 def own_classes(rows: Sequence[LayerRow]) -> list[type[nn.Module]]:

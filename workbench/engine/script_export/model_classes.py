@@ -20,8 +20,16 @@ from dataclasses import dataclass
 
 from workbench.engine.graph_module import GraphModel, GraphProgram
 from workbench.engine.model_builder import BuiltModel, LayerRow
-from workbench.engine.script_export.layer_code import layer_call, own_classes
-from workbench.engine.script_export.text import WIDTH, Code, ModelCode, call, doc_text, literal
+from workbench.engine.script_export.layer_code import layer_call, layer_extras, own_classes
+from workbench.engine.script_export.text import (
+    WIDTH,
+    Code,
+    ModelCode,
+    call,
+    doc_text,
+    literal,
+    names_in,
+)
 from workbench.engine.sequence_layers import export_source
 
 MODEL_CLASS = "Net"
@@ -95,7 +103,10 @@ class _Writer:
         self.own = own_classes(built.rows)  # classes of ours the layers need, e.g. LSTM
         if self.own:
             self.imports |= {"import math", "import torch"}
+        self.extras = layer_extras(built.rows)  # functions layers call, e.g. make_backbone
+        self.imports |= self.extras.imports
         used = set(taken) | OWN_NAMES | {cls.__name__ for cls in self.own}
+        used |= names_in(self.extras.definitions)
         self.classes = {block: self._class_name(block, used) for block in self.uses}
         self.parameters: dict[str, tuple[str, ...]] = {}  # block -> its class's arguments
         self.given: dict[str, dict[Slot, Code]] = {}  # block -> values its arguments give
@@ -106,7 +117,7 @@ class _Writer:
     # ------------------------------------------------------------------ the whole model
 
     def code(self) -> ModelCode:
-        definitions = [export_source(cls) for cls in self.own]
+        definitions = [*self.extras.definitions, *(export_source(cls) for cls in self.own)]
         definitions += [self._block_class(block) for block in self.uses]
         rows = self.built.rows
         if self.built.is_chain and all(row.name in ("", str(row.index)) for row in rows):

@@ -111,6 +111,9 @@ def optimizer_code(plan: ScriptPlan, used: int) -> str:
     optimizer_class, args = optimizer_arguments(plan.experiment.train)
     defaults = constructor_defaults(optimizer_class)
     written = ["model.parameters()"]
+    if any(row.type == "Backbone" and row.trainable for row in plan.built.rows):
+        factor = literal(plan.experiment.train.backbone_lr_factor)
+        written = [f"parameter_groups(model, {LEARNING_RATE.text} * {factor})"]
     for name, value in args.items():
         if name == "lr":
             written.append(f"lr={LEARNING_RATE.text}")
