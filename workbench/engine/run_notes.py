@@ -10,7 +10,7 @@ from workbench.engine.backbones import backbones_in
 from workbench.engine.datasets import DatasetInfo, describe_dataset, load_splits
 from workbench.engine.errors import DatasetError
 from workbench.engine.experiment import Experiment
-from workbench.engine.experiment_model import experiment_preprocessing
+from workbench.engine.experiment_model import build_data_model, experiment_preprocessing
 from workbench.engine.model_builder import build_model, summary_text
 
 SHOWN_SKIPPED = 5
@@ -88,8 +88,10 @@ def experiment_summary(experiment: Experiment) -> str:
     except DatasetError:
         if experiment.model.input_shape is None:
             raise
-    shape = experiment.model.input_shape or (info.input_shape if info else ())
-    built = build_model(experiment.model, tuple(shape))
+    if info is not None:
+        built = build_data_model(experiment.model, info)
+    else:
+        built = build_model(experiment.model, tuple(experiment.model.input_shape or ()))
     notes = data_notes(info) if info is not None else []
     notes += backbone_notes(built.module, experiment.train.backbone_lr_factor)
     return "\n".join([summary_text(built), *notes])

@@ -401,7 +401,8 @@ class _Run:
                         nn.utils.clip_grad_norm_(model.parameters(), train.gradient_clip_val)
                     optimizer.step()
                     done = (epoch - 1 + (index + 1) / batches) / epochs
-                    self.progress(f"QAT epoch {epoch}/{epochs}", 0.05 + 0.45 * done, False)
+                    last = index + 1 == batches  # each epoch's end always shows
+                    self.progress(f"QAT epoch {epoch}/{epochs}", 0.05 + 0.45 * done, last)
         model.eval()
 
     # ------------------------------------------------------------------ the report
