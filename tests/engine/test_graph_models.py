@@ -265,6 +265,10 @@ def test_an_input_layer_the_data_does_not_match_is_named(presets: Path) -> None:
     from workbench.engine.trainer import Trainer
 
     experiment = load_experiment(presets / "tutorial-mlp.toml")
+    options = {**experiment.data.options, "features": 2}
+    experiment = dataclasses.replace(
+        experiment, data=dataclasses.replace(experiment.data, options=options)
+    )
     with pytest.raises(ModelBuildError) as caught:
         Trainer(experiment).fit()
     assert str(caught.value) == (
@@ -546,3 +550,17 @@ def test_memory_is_compared_with_what_the_system_has(monkeypatch: pytest.MonkeyP
         build_model(spec)
     monkeypatch.setattr(model_builder, "available_memory", lambda: None)
     assert build_model(spec).total_parameters == 1_001_000
+
+
+def test_tutorial_mlp_trains_on_its_fifty_feature_blobs(presets: Path, tmp_path: Path) -> None:
+    from workbench.engine.datasets import describe_dataset
+    from workbench.engine.trainer import Trainer
+
+    experiment = load_experiment(presets / "tutorial-mlp.toml")
+    info = describe_dataset(experiment.data)
+    assert info.input_shape == (50,) and info.kind == "table"  # not drawn on a plane
+    experiment = dataclasses.replace(
+        experiment, train=dataclasses.replace(experiment.train, epochs=3)
+    )
+    summary = Trainer(experiment, out_dir=tmp_path / "run").fit()
+    assert summary["parameters"] == 2213 and summary["val_accuracy"] > 0.9

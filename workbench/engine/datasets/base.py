@@ -65,6 +65,7 @@ class LoadedData:
     skipped: tuple[str, ...] = ()
     preprocessing: str = ""
     augmentation: str = ""
+    kind: str = ""  # the entry's kind unless set (blobs of more than 2 features are a "table")
 
 
 @dataclass(frozen=True)

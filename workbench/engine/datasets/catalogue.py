@@ -56,7 +56,8 @@ def _points(name: str) -> Callable[[DataSpec, Options, int], LoadedData]:
     def load(spec: DataSpec, options: Options, seed: int) -> LoadedData:
         x, y = point_set.tensors(options)
         train, val = tensor_splits(x, y, spec.val_split, seed)
-        return LoadedData(train, val, point_set.class_names(options), (2,))
+        shape, kind = (point_set.features(options),), point_set.kind(options)
+        return LoadedData(train, val, point_set.class_names(options), shape, kind=kind)
 
     return load
 
@@ -69,7 +70,8 @@ def _describe_points(name: str) -> Callable[[DataSpec, Options], DatasetInfo]:
         n_val = validation_count(total, spec.val_split)
         entry = CATALOGUE[name]
         names = point_set.class_names(options)
-        return DatasetInfo(name, (2,), names, total - n_val, n_val, entry.kind, entry.description)
+        shape, kind = (point_set.features(options),), point_set.kind(options)
+        return DatasetInfo(name, shape, names, total - n_val, n_val, kind, entry.description)
 
     return describe
 
@@ -300,7 +302,7 @@ def load_splits(spec: DataSpec, seed: int, preprocessing: Preprocessing | None =
         loaded.class_names,
         len(loaded.train),  # type: ignore[arg-type]
         len(loaded.val),  # type: ignore[arg-type]
-        entry.kind,
+        loaded.kind or entry.kind,
         entry.description,
         loaded.input_dtype,
         loaded.vocab_size,

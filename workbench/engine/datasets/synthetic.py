@@ -1,4 +1,4 @@
-"""Bundled 2-D point sets (toy, moons, circles, xor, spirals, blobs): offline, seeded, instant."""
+"""Bundled point sets (toy, moons, circles, xor, spirals; blobs in any dimension): offline, instant."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def _classes(default: int) -> OptionSpec:
     return OptionSpec("classes", int, default, "number of classes", 2, 100)
 
 
+def _features() -> OptionSpec:
+    return OptionSpec(
+        "features", int, 2, "coordinates per point: 2 lie on a plane, more feed a wider input", 1,
+        10_000,
+    )  # fmt: skip
+
+
+def _two(options: Mapping[str, Any]) -> int:
+    return 2
+
+
 @dataclass(frozen=True)
 class PointSet:
     """A 2-D point generator with its knobs and how it names its classes."""
@@ -54,6 +65,11 @@ class PointSet:
     options: tuple[OptionSpec, ...]
     generate: Callable[[Mapping[str, Any]], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
     class_names: Callable[[Mapping[str, Any]], tuple[str, ...]]
+    features: Callable[[Mapping[str, Any]], int] = _two  # coordinates per point
+
+    def kind(self, options: Mapping[str, Any]) -> str:
+        """ "points2d" for points on a plane (drawn, with decision boundaries), else "table"."""
+        return "points2d" if self.features(options) == 2 else "table"
 
     def tensors(self, options: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.generate(options)
@@ -84,6 +100,7 @@ def _blobs(options: Mapping[str, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray
 
     x, y = make_blobs(
         n_samples=options["n_samples"],
+        n_features=options["features"],
         centers=options["classes"],
         cluster_std=options["noise"],
         random_state=options["seed"],
@@ -149,8 +166,9 @@ POINT_SETS: dict[str, PointSet] = {
         _numbered("arm"),
     ),
     "blobs": PointSet(
-        (_n_samples(), _noise(1.0, "std of each Gaussian blob"), _classes(3), _seed()),
+        (_n_samples(), _noise(1.0, "std of each Gaussian blob"), _classes(3), _features(), _seed()),
         _blobs,
         _numbered("blob"),
+        lambda options: int(options["features"]),
     ),
 }

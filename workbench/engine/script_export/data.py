@@ -128,8 +128,8 @@ def _points(plan: ScriptPlan) -> Section:
     elif name == "blobs":
         imports.add("from sklearn.datasets import make_blobs")
         make = (
-            f"x, y = make_blobs(\n        n_samples={o['n_samples']}, centers={o['classes']}, "
-            f"cluster_std={o['noise']}, random_state={o['seed']}\n    )"
+            f"x, y = make_blobs(\n        n_samples={o['n_samples']}, n_features={o['features']}, "
+            f"centers={o['classes']}, cluster_std={o['noise']}, random_state={o['seed']}\n    )"
         )
         doc = "Gaussian blobs, one per class (scikit-learn's make_blobs)."
     elif name == "xor":
