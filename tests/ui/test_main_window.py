@@ -28,7 +28,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[M
     main.open_startup(None)
     main.show()
     yield main
-    main.controller.shutdown()
+    main.session.shutdown()
     main.data_panel.shutdown()
     main.insight_panel.shutdown()
 
@@ -102,7 +102,7 @@ def test_build_toy_mlp_in_the_ui_train_and_watch(qtbot, window: MainWindow) -> N
     train_button = window.findChild(QWidget, "trainButton")
     assert train_button.isEnabled()
 
-    with qtbot.waitSignal(window.controller.run_ended, timeout=30_000):
+    with qtbot.waitSignal(window.session.run_ended, timeout=30_000):
         qtbot.mouseClick(train_button, Qt.MouseButton.LeftButton)
     assert window.last_summary is not None
     assert window.last_summary["train_accuracy"] == 1.0
@@ -185,39 +185,37 @@ def long_run(window: MainWindow) -> None:
 
 def test_stop_mid_run_ends_within_one_batch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
-    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+    with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.start_training()
-    worker = window.controller._worker
-    assert worker is not None
-    with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
+    session = window.session
+    with qtbot.waitSignal(session.run_ended, timeout=10_000):
         qtbot.mouseClick(window.findChild(QWidget, "stopButton"), Qt.MouseButton.LeftButton)
-        seen_at_stop = worker.batches_seen
-    assert worker.batches_seen <= seen_at_stop + 1
+        seen_at_stop = session.batches_seen
+    assert session.batches_seen <= seen_at_stop + 1
     assert window.last_summary is not None and window.last_summary["status"] == "stopped"
 
 
 def test_closing_mid_run_shuts_the_thread_down(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
     window.document.undo_stack.setClean()
-    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+    with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.start_training()
-    assert window.controller.is_running
+    assert window.session.is_running
     window.close()
-    assert not window.controller.is_running
+    assert not window.session.is_running
 
 
 def test_pause_step_and_resume(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
-    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+    with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.step_training()  # from idle: a run that takes exactly one step, then waits
-    qtbot.waitUntil(
-        lambda: window.controller.trainer is not None and window.controller.trainer.step == 1
-    )
-    assert window.controller.state == "paused"
+    session = window.session
+    qtbot.waitUntil(lambda: session.last_batch is not None and session.last_batch.step == 1)
+    assert session.state == "paused"
     window.step_training()
-    qtbot.waitUntil(lambda: window.controller.trainer.step == 2)
-    with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
-        window.controller.stop()
+    qtbot.waitUntil(lambda: session.last_batch is not None and session.last_batch.step == 2)
+    with qtbot.waitSignal(session.run_ended, timeout=10_000):
+        session.stop()
 
 
 def test_a_checkpoint_opens_in_the_editor_tab_and_fits_the_stack(
@@ -265,9 +263,9 @@ def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: Ma
     assert toggle.isEnabled()
     toggle.setChecked(True)
     assert window.document.experiment.train.ddp.enabled
-    with qtbot.waitSignal(window.process_controller.run_ended, timeout=180_000):
+    with qtbot.waitSignal(window.session.run_ended, timeout=180_000):
         qtbot.mouseClick(window.findChild(QWidget, "trainButton"), Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.process_controller.is_running, timeout=10_000)
+        qtbot.waitUntil(lambda: window.session.is_ddp, timeout=10_000)
         assert not window.run_panel.pause_button.isEnabled()  # processes cannot pause
     assert window.last_summary is not None
     assert window.last_summary["world_size"] == 2
