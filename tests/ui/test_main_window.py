@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLineEdit, QMessageBox, QWidget
 
 from tests.conftest import PRESETS
 from workbench.engine.experiment import load_experiment
 from workbench.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    # Modal questions would block a test: answer "Discard" / "No" the way a hurried user would.
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    main = MainWindow(
-        settings=settings, runs_dir=tmp_path / "runs", recovery_dir=tmp_path / "recovery"
-    )
-    qtbot.addWidget(main)
-    main.open_startup(None)
-    main.show()
-    yield main
-    main.session.shutdown()
-    main.data_panel.shutdown()
-    main.insight_panel.shutdown()
 
 
 def pick(qtbot, main: MainWindow, search: str) -> None:  # type: ignore[no-untyped-def]
@@ -256,7 +237,11 @@ def test_weights_load_into_the_stack_or_say_why_not(window: MainWindow, tmp_path
     dialog.close()
 
 
-def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_ddp_toggle_trains_through_torchrun_with_two_processes(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     window.open_project(PRESETS / "toy-mlp.toml")
     choose(window.training_panel.device, "cpu")
     toggle = window.findChild(QWidget, "ddpToggle")
@@ -271,7 +256,19 @@ def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: Ma
     assert window.last_summary["world_size"] == 2
     assert window.last_summary["train_accuracy"] == 1.0
     assert "Epoch: 003/003" in window.log_view.text()
-    assert (window.last_run_dir / "model.pth").is_file()
+    folder = window.last_run_dir
+    assert folder is not None and (folder / "model.pth").is_file()
+    # The DDP run is a run like any other: listed, the current model, saved, quantizable.
+    assert [(run.name, run.folder) for run in window.runs_panel.runs] == [("run 1", str(folder))]
+    assert window.model_status.text() == "Model: run 1"
+    assert window.save_weights_action.isEnabled() and window.open_run_folder_action.isEnabled()
+    target = tmp_path / "ddp.pth"
+    assert window.save_weights_file(target)
+    saved = torch.load(target, weights_only=True)
+    written = torch.load(folder / "model.pth", weights_only=True)
+    assert set(saved) == set(written) and all(torch.equal(saved[k], written[k]) for k in saved)
+    assert window.quantization_panel.unavailable_reason() is None
+    assert window.quantization_panel.model_name.text() == "Model: run 1"
 
 
 def test_help_diagnostics_lists_the_devices(window: MainWindow) -> None:

@@ -294,7 +294,6 @@ class InsightPanel(QWidget):
         self.context = self.samples = self.snapshot = self.snapshot_spec = None
         self.evaluated_epoch, self._pending_evaluation = None, None
         self._reset_views()
-        self.evaluation.accuracy.setText("")
         self.predict.set_model(None, ())
         self.boundary.set_data(np.zeros((0, 2)), np.zeros(0, dtype=np.int64))
         self._show_boundary_page()
@@ -310,7 +309,7 @@ class InsightPanel(QWidget):
         self.probe_view.set_feature_maps(None)
         self.norm_steps, self.norm_values = [], []
         self.norm_curve.setData([], [])
-        self.evaluation.matrix_model.set_result(None)
+        self.evaluation.clear()
 
     @Slot(object)
     def _stored_ready(self, answer: tuple[int, StoredModelInsight]) -> None:

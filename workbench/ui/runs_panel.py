@@ -444,6 +444,7 @@ class RunsPanel(QWidget):
 
     def _changed(self, message: str) -> None:
         self.message.setText(message)
+        self._update_buttons()
         if self.side_file is not None:
             self._save_quietly(self.side_file)
         self.runs_changed.emit()
