@@ -32,12 +32,19 @@ def test_a_result_arrives_on_the_gui_thread_then_the_job_ends(
     runner.ended.connect(lambda key: seen.append(("ended", key)))
     runner.busy_changed.connect(lambda busy: seen.append(("busy", busy)))
     gui = threading.get_ident()
+    release = threading.Event()
+
+    def probe() -> int:
+        release.wait(10)
+        return threading.get_ident()
+
     with qtbot.waitSignal(runner.ended, timeout=10_000):
-        runner.start("probe", threading.get_ident)
+        runner.start("probe", probe)
         assert runner.is_running("probe") and runner.is_busy
         assert [t.objectName() for t in jobs.running_threads()] == ["TestJob-probe"]
         with pytest.raises(RuntimeError, match="already running"):
-            runner.start("probe", threading.get_ident)
+            runner.start("probe", probe)
+        release.set()
     assert [kind for kind, _ in seen] == ["busy", "succeeded", "ended", "busy"]
     (key, worker_thread) = seen[1][1]
     assert key == "probe" and worker_thread != gui

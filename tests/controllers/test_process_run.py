@@ -21,11 +21,12 @@ import pytest
 import torch
 
 import workbench.controllers.process_run as module
+from tests import factories
 from tests.conftest import PRESETS
 from tests.factories import STARTED_FIELDS
 from workbench.controllers.run_session import RunSession
 from workbench.engine.experiment import Experiment, load_experiment
-from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from workbench.engine.reports import BatchReport, EpochReport, RunStarted, as_event
 from workbench.engine.run_history import RunResult
 
 MARKER = "WORKBENCH_TEST_MARKER"
@@ -196,24 +197,11 @@ def test_events_replay_as_signals_with_batches_grouped(
 ) -> None:
     lines = [event("started", **STARTED)]
     lines += [
-        event(
-            "batch_end", epoch=1, batch=i, batches=5, loss=0.5, step=i + 1, samples_per_second=9.0
-        )
+        json.dumps(as_event("batch_end", factories.batch(1, i, 5, 0.5, i + 1, 9.0)))
         for i in range(5)
     ]
     lines += [
-        event(
-            "epoch_end",
-            epoch=1,
-            epochs=1,
-            train_loss=0.5,
-            train_accuracy=0.75,
-            val_loss=0.6,
-            val_accuracy=0.5,
-            lr=0.1,
-            samples_per_second=9.0,
-            elapsed_seconds=1.0,
-        ),
+        json.dumps(as_event("epoch_end", factories.epoch_report(epochs=1, val_accuracy=0.5))),
         event("log", text="Restored the best weights (epoch 1)"),
         "not an event",
         event("finished", summary={"status": "completed", "world_size": 2}),

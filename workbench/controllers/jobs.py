@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from workbench.engine.errors import WorkbenchError
@@ -50,11 +51,22 @@ def running_threads() -> list[QThread]:
 
 
 def shutdown_all(timeout_ms: int = 30_000) -> bool:
-    """Stop what can be stopped and wait for every owner's work; True when nothing is left."""
+    """Stop what can be stopped and wait for every owner's work; True when nothing is left.
+
+    Owners are asked again while threads remain: one's last result may start another's job.
+    """
     ok = True
-    for owner in list(_owners):
-        ok = bool(owner.shutdown(timeout_ms)) and ok
+    for _ in range(3):
+        for owner in _live_owners():
+            ok = bool(owner.shutdown(timeout_ms)) and ok
+        if not running_threads():
+            break
     return ok and not running_threads()
+
+
+def _live_owners() -> list[Any]:
+    """The owners still alive: Qt may have deleted one (with its window) before Python did."""
+    return [owner for owner in list(_owners) if shiboken6.isValid(owner)]
 
 
 def _forget_dummy_thread() -> None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 from torch import nn
 
+from workbench.controllers import jobs
 from workbench.controllers.background_task import BackgroundTask
 from workbench.controllers.insight_bridge import InsightRelay
 from workbench.controllers.run_session import RunSession
@@ -156,6 +157,7 @@ class InsightPanel(QWidget):
         self.evaluation_task = BackgroundTask(self)
         self.graph_task = BackgroundTask(self)
         self.model_task = BackgroundTask(self)
+        jobs.register_owner(self)
         self.code_timer = QTimer(self)
         self.code_timer.setSingleShot(True)
         self.code_timer.setInterval(CODE_DELAY_MS)
@@ -263,14 +265,14 @@ class InsightPanel(QWidget):
     def show_tab(self, name: str) -> None:
         self.tabs.setCurrentIndex(TABS.index(name))
 
-    def shutdown(self) -> None:
-        """Stop listening for runs and wait for background work (call when the window closes)."""
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Stop listening for runs and wait for background work (`jobs.shutdown_all()` calls
+        it when the window closes: a finished evaluation may otherwise start the next)."""
         self.relay.detach()
         self.code_timer.stop()
         self._pending_evaluation, self._graph_waiting = None, False
-        self.evaluation_task.shutdown()
-        self.graph_task.shutdown()
-        self.model_task.shutdown()
+        tasks = (self.evaluation_task, self.graph_task, self.model_task)
+        return all([task.shutdown(timeout_ms) for task in tasks])
 
     # ------------------------------------------------------------------ a run
 
