@@ -155,7 +155,8 @@ class RunSession(QObject):
             self._reporter = self.process.reporter
         else:
             self._start_local(experiment, folder, start_paused, resume_from, initial_weights)
-        self._set_state("paused" if start_paused else "running")
+        if self._run is not None:  # torchrun may fail to start at once: then it has ended
+            self._set_state("paused" if start_paused else "running")
 
     def _start_local(
         self,

@@ -52,6 +52,7 @@ class ModelActions(QMainWindow):
     tabs: QTabWidget
     model_status: QLabel
     save_weights_action: QAction
+    load_weights_action: QAction
     open_run_folder_action: QAction
     last_run_dir: Path | None
     last_result: RunResult | None
@@ -97,6 +98,7 @@ class ModelActions(QMainWindow):
         )
         running = self.session.is_running
         self.save_weights_action.setEnabled(not running)
+        self.load_weights_action.setEnabled(not running)
         self.save_weights_action.setStatusTip(f"Save the state_dict of {model.description}")
         folder = self.last_run_dir
         self.open_run_folder_action.setEnabled(
@@ -148,6 +150,9 @@ class ModelActions(QMainWindow):
         from workbench.engine.current_model import CurrentModel
         from workbench.engine.weights import load_weights_for
 
+        if self.session.is_running:
+            show_error(self, "Cannot load the weights", "Stop the run first: it trains its own.")
+            return False
         experiment = self.document.experiment
         try:
             self.initial_weights = load_weights_for(experiment, path)
