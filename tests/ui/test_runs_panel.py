@@ -14,8 +14,10 @@ from pytestqt.qtbot import QtBot
 
 from tests import factories
 from tests.conftest import PRESETS
+from tests.engine.test_run_history import finished_run, interrupted_run, toy
 from workbench.controllers.run_session import RunSession
 from workbench.engine.experiment import load_experiment
+from workbench.engine.run_history import update_run_label, write_run_label
 from workbench.ui.insight.run_list import RunRecord
 from workbench.ui.plots import PlotsPanel
 from workbench.ui.runs_panel import RunsPanel, epoch_history, runs_side_file
@@ -198,3 +200,25 @@ def test_a_run_stopped_before_its_first_epoch_is_not_recorded(rig: Rig) -> None:
     assert panel.runs == []
     controller.run_ended.emit(factories.run_result(experiment, epochs=1, status="stopped"))
     assert [run.name for run in panel.runs] == ["run 1"]
+
+
+def test_run_folders_of_the_project_are_listed_and_the_rest_left_out(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    finished_run(runs / "toy-1")
+    interrupted_run(runs / "toy-2")
+    finished_run(runs / "other-1", project="preset:moons-mlp")
+    write_run_label(runs / "toy-3", "preset:toy-mlp", toy())  # failed before its first epoch
+    finished_run(runs / "toy-4")
+    update_run_label(runs / "toy-4", hidden=True)  # deleted from the list earlier
+    session = RunSession()
+    panel = RunsPanel(PlotsPanel(), session, runs)
+    qtbot.addWidget(panel)
+    panel.bind_project(None, key="preset:toy-mlp")
+    assert [Path(run.folder).name for run in panel.runs] == ["toy-1", "toy-2"]
+    assert [cells(panel, row)[3] for row in (0, 1)] == ["3", "1 (interrupted)"]
+    assert panel.resumable(1) and not panel.resumable(0)
+    panel.delete_rows([0])
+    panel.all_projects.setChecked(True)
+    assert sorted(Path(run.folder).name for run in panel.runs) == ["other-1", "toy-2"]

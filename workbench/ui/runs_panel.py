@@ -511,8 +511,8 @@ class RunsPanel(QWidget):
         busy = self.session.folder if self.session.is_running else None
         wanted = None if self.all_projects.isChecked() else self.project_key
         for result in list_runs(self.runs_dir, wanted):
-            if str(result.folder) in listed or result.folder == busy:
-                continue
+            if str(result.folder) in listed or result.folder == busy or not result.history:
+                continue  # listed already, training now, or ended before its first epoch
             name = result.name or (result.folder.name if result.folder else self._next_name())
             self.model.add_run(self._record(result.experiment, result.summary, result.history,
                                             result.folder, name))  # fmt: skip
