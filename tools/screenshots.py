@@ -58,7 +58,7 @@ def main_window_shots(app: QApplication, scratch: Path) -> MainWindow:
     wait_until(app, lambda: window.plots.epoch_points()["epoch"].size >= 6)
     settle(app, 300)
     save(window, "main-window-training.png")
-    window.controller.shutdown()
+    window.session.shutdown()
     settle(app, 200)
     return window
 

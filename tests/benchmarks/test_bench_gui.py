@@ -58,14 +58,14 @@ def gui_training(qtbot, tmp_path: Path, data_root: Path) -> tuple[float, np.ndar
         lateness.append(max(0.0, clock.restart() - TICK_MS))
 
     timer.timeout.connect(tick)
-    with qtbot.waitSignal(window.controller.run_ended, timeout=600_000):
+    with qtbot.waitSignal(window.session.run_ended, timeout=600_000) as ended:
         window.start_training()
         clock.start()
         timer.start()
     timer.stop()
-    trainer = window.controller.trainer
-    assert trainer is not None and trainer.history
-    rate = float(trainer.history[-1]["samples_per_second"])
+    result = ended.args[0]
+    assert result.history
+    rate = float(result.history[-1].samples_per_second)
     window.document.undo_stack.setClean()
     window.close()
     return rate, np.array(lateness[1:])

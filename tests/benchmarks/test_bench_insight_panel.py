@@ -26,9 +26,9 @@ import torch
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import PRESETS
+from workbench.controllers.insight_bridge import InsightObserver, InsightRelay
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.trainer import Trainer
-from workbench.ui.insight_panel import InsightObserver, InsightRelay
 
 ROUNDS = 3
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tests import factories
 from workbench.engine.insight.doctor import PROBLEM, TrainingDoctor, diagnose
 from workbench.engine.insight.model_probe import ModelProbe
 from workbench.engine.reports import EpochReport
@@ -13,17 +14,10 @@ from workbench.engine.reports import EpochReport
 def epoch(
     n: int, train_loss: float, val_loss: float | None = None, lr: float = 0.1, **kw: float
 ) -> EpochReport:
-    return EpochReport(
-        epoch=n,
-        epochs=20,
-        train_loss=train_loss,
-        train_accuracy=kw.get("train_accuracy"),
-        val_loss=val_loss,
-        val_accuracy=kw.get("val_accuracy"),
-        lr=lr,
-        samples_per_second=1000.0,
-        elapsed_seconds=1.0,
-    )
+    return factories.epoch_report(
+        n, epochs=20, train_loss=train_loss, train_accuracy=kw.get("train_accuracy"),
+        val_loss=val_loss, val_accuracy=kw.get("val_accuracy"), lr=lr, samples_per_second=1000.0,
+    )  # fmt: skip
 
 
 def codes(findings: list) -> list[str]:  # type: ignore[type-arg]

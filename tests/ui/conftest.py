@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThreadPool
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QSettings, QThreadPool
+from PySide6.QtWidgets import QApplication, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from workbench.ui.main_window import MainWindow
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +24,32 @@ def no_leaked_threads(qapp: QApplication) -> Iterator[None]:
         f"{threading.active_count() - before} thread(s) still running after the test: "
         f"{[thread.name for thread in threading.enumerate()]}"
     )
+
+
+def open_window(qtbot: QtBot, tmp_path: Path) -> MainWindow:
+    """The main window as `workbench` opens it, with its settings and runs under tmp_path."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    main = MainWindow(
+        settings=settings, runs_dir=tmp_path / "runs", recovery_dir=tmp_path / "recovery"
+    )
+    qtbot.addWidget(main)
+    main.open_startup(None)
+    main.show()
+    return main
+
+
+def close_window(main: MainWindow) -> None:
+    main.session.shutdown()
+    main.data_panel.shutdown()
+    main.insight_panel.shutdown()
+    main.quantization_panel.controller.shutdown()
+
+
+@pytest.fixture
+def window(qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
+    # Modal questions would block a test: answer "Discard" / "No" the way a hurried user would.
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    main = open_window(qtbot, tmp_path)
+    yield main
+    close_window(main)

@@ -1,4 +1,4 @@
-"""The insight panel wired to a real TrainingController: what each tab shows after real runs."""
+"""The insight panel wired to a real RunSession: what each tab shows after real runs."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from tests.conftest import PRESETS
-from workbench.controllers.training_controller import TrainingController
+from workbench.controllers import insight_bridge
+from workbench.controllers.run_session import RunSession
 from workbench.engine.experiment import Experiment, LayerSpec, load_experiment
 from workbench.engine.script_export import export_script
-from workbench.ui import insight_panel as insight_module
 from workbench.ui.insight.decision_boundary_view import grid_image
 from workbench.ui.insight_panel import InsightPanel
 from workbench.ui.project_document import ProjectDocument
@@ -29,13 +29,13 @@ def preset(name: str, epochs: int, **train: Any) -> Experiment:
     return dataclasses.replace(experiment, train=spec)
 
 
-Rig = tuple[InsightPanel, TrainingController, ProjectDocument]
+Rig = tuple[InsightPanel, RunSession, ProjectDocument]
 
 
 @pytest.fixture
 def rig(qtbot: QtBot) -> Iterator[Rig]:
     document = ProjectDocument(preset("moons-mlp", 3))
-    controller = TrainingController()
+    controller = RunSession()
     panel = InsightPanel(document, controller)
     qtbot.addWidget(panel)
     panel.resize(900, 600)
@@ -75,9 +75,9 @@ def test_the_evaluation_counts_every_validation_sample(qtbot: QtBot, rig: Rig) -
     assert "125 validation samples" in panel.evaluation.accuracy.text()
     assert result.class_names == ("upper moon", "lower moon")
     # The last epoch's snapshot is what the tabs ask; it agrees with the run's own report.
-    trainer = rig[1].trainer
-    assert trainer is not None
-    assert result.accuracy == pytest.approx(trainer.history[-1]["val_accuracy"])
+    run = rig[1].last_result
+    assert run is not None
+    assert result.accuracy == pytest.approx(run.history[-1].val_accuracy)
 
 
 def test_predict_answers_with_probabilities_that_sum_to_one(qtbot: QtBot, rig: Rig) -> None:
@@ -98,9 +98,10 @@ def test_inside_the_model_has_a_probe_per_epoch_and_step_gradient_norms(
     train(qtbot, rig)
     assert [snapshot.epoch for snapshot in panel.probe.snapshots] == [1, 2, 3]
     assert panel.probe_view.parameter.count() == 6  # 3 Linear layers: weight and bias
-    assert controller.trainer is not None
+    run = controller.last_result
+    assert run is not None
     steps = panel.norm_steps
-    assert steps[0] == 1 and steps == sorted(set(steps)) and steps[-1] <= controller.trainer.step
+    assert steps[0] == 1 and steps == sorted(set(steps)) and steps[-1] <= run.summary["steps"]
     assert len(panel.norm_values) == len(steps) and all(value > 0 for value in panel.norm_values)
     assert panel.probe_view.filters_plot.isHidden()  # no conv layer, no filters
 
@@ -196,7 +197,7 @@ def test_a_failing_view_never_stops_the_training(
     def broken_probe(*args: object, **kwargs: object) -> None:
         raise RuntimeError("probe exploded")
 
-    monkeypatch.setattr(insight_module, "probe", broken_probe)
+    monkeypatch.setattr(insight_bridge, "probe", broken_probe)
     summaries: list[dict[str, object]] = []
     controller.run_succeeded.connect(summaries.append)
     with qtbot.waitSignal(controller.run_ended, timeout=60_000):

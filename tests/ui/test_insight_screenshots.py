@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 from torch import nn
 
+from tests import factories
 from tests.conftest import PRESETS
 from workbench.engine.datasets import load_splits
 from workbench.engine.experiment import load_experiment
@@ -169,7 +170,10 @@ def test_model_probe_and_doctor(qtbot: QtBot, out: Path) -> None:
     save(view, qtbot, out / "model-probe.png")
 
     def epoch(n: int, train: float, val: float, **accuracy: float) -> EpochReport:
-        return EpochReport(n, 20, train, accuracy.get("t"), val, accuracy.get("v"), 0.01, 1e3, 1.0)
+        return factories.epoch_report(
+            n, epochs=20, train_loss=train, train_accuracy=accuracy.get("t"), val_loss=val,
+            val_accuracy=accuracy.get("v"), samples_per_second=1e3,
+        )  # fmt: skip
 
     history = [
         epoch(1, 1.0, 1.0),

@@ -5,26 +5,15 @@ from __future__ import annotations
 import pytest
 from pytestqt.qtbot import QtBot
 
-from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from tests import factories
+from workbench.engine.reports import BatchReport
 from workbench.ui.log_view import LogView
 
-STARTED = RunStarted(
-    epochs=3,
-    batches_per_epoch=2,
-    train_size=100,
-    val_size=20,
-    parameters=1234,
-    device="cpu",
-    precision="32-true",
-    world_size=1,
-    effective_batch_size=50,
-)
+STARTED = factories.started()
 
 
 def batch(index: int, loss: float = 0.75) -> BatchReport:
-    return BatchReport(
-        epoch=1, batch=index, batches=2, loss=loss, step=index + 1, samples_per_second=10.0
-    )
+    return factories.batch(1, index, loss=loss, step=index + 1)
 
 
 @pytest.fixture
@@ -54,19 +43,7 @@ def test_batch_line_is_the_seed_style_text(log: LogView) -> None:
 
 def test_epoch_summary_and_failure_lines_match_the_cli(log: LogView) -> None:
     log.add_started(STARTED)
-    log.add_epoch(
-        EpochReport(
-            epoch=1,
-            epochs=3,
-            train_loss=0.5,
-            train_accuracy=0.9,
-            val_loss=None,
-            val_accuracy=None,
-            lr=0.01,
-            samples_per_second=1500.0,
-            elapsed_seconds=1.0,
-        )
-    )
+    log.add_epoch(factories.epoch_report(val_loss=None, val_accuracy=None))
     log.add_log("Early stopping: val_loss did not improve for 3 epochs")
     log.add_summary(
         {

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLineEdit, QMessageBox, QWidget
 
 from tests.conftest import PRESETS
 from workbench.engine.experiment import load_experiment
 from workbench.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    # Modal questions would block a test: answer "Discard" / "No" the way a hurried user would.
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    main = MainWindow(
-        settings=settings, runs_dir=tmp_path / "runs", recovery_dir=tmp_path / "recovery"
-    )
-    qtbot.addWidget(main)
-    main.open_startup(None)
-    main.show()
-    yield main
-    main.controller.shutdown()
-    main.data_panel.shutdown()
-    main.insight_panel.shutdown()
 
 
 def pick(qtbot, main: MainWindow, search: str) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +83,7 @@ def test_build_toy_mlp_in_the_ui_train_and_watch(qtbot, window: MainWindow) -> N
     train_button = window.findChild(QWidget, "trainButton")
     assert train_button.isEnabled()
 
-    with qtbot.waitSignal(window.controller.run_ended, timeout=30_000):
+    with qtbot.waitSignal(window.session.run_ended, timeout=30_000):
         qtbot.mouseClick(train_button, Qt.MouseButton.LeftButton)
     assert window.last_summary is not None
     assert window.last_summary["train_accuracy"] == 1.0
@@ -185,39 +166,37 @@ def long_run(window: MainWindow) -> None:
 
 def test_stop_mid_run_ends_within_one_batch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
-    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+    with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.start_training()
-    worker = window.controller._worker
-    assert worker is not None
-    with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
+    session = window.session
+    with qtbot.waitSignal(session.run_ended, timeout=10_000):
         qtbot.mouseClick(window.findChild(QWidget, "stopButton"), Qt.MouseButton.LeftButton)
-        seen_at_stop = worker.batches_seen
-    assert worker.batches_seen <= seen_at_stop + 1
+        seen_at_stop = session.batches_seen
+    assert session.batches_seen <= seen_at_stop + 1
     assert window.last_summary is not None and window.last_summary["status"] == "stopped"
 
 
 def test_closing_mid_run_shuts_the_thread_down(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
     window.document.undo_stack.setClean()
-    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+    with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.start_training()
-    assert window.controller.is_running
+    assert window.session.is_running
     window.close()
-    assert not window.controller.is_running
+    assert not window.session.is_running
 
 
 def test_pause_step_and_resume(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
-    with qtbot.waitSignal(window.controller.batches_reported, timeout=30_000):
+    with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.step_training()  # from idle: a run that takes exactly one step, then waits
-    qtbot.waitUntil(
-        lambda: window.controller.trainer is not None and window.controller.trainer.step == 1
-    )
-    assert window.controller.state == "paused"
+    session = window.session
+    qtbot.waitUntil(lambda: session.last_batch is not None and session.last_batch.step == 1)
+    assert session.state == "paused"
     window.step_training()
-    qtbot.waitUntil(lambda: window.controller.trainer.step == 2)
-    with qtbot.waitSignal(window.controller.run_ended, timeout=10_000):
-        window.controller.stop()
+    qtbot.waitUntil(lambda: session.last_batch is not None and session.last_batch.step == 2)
+    with qtbot.waitSignal(session.run_ended, timeout=10_000):
+        session.stop()
 
 
 def test_a_checkpoint_opens_in_the_editor_tab_and_fits_the_stack(
@@ -258,22 +237,38 @@ def test_weights_load_into_the_stack_or_say_why_not(window: MainWindow, tmp_path
     dialog.close()
 
 
-def test_ddp_toggle_trains_through_torchrun_with_two_processes(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_ddp_toggle_trains_through_torchrun_with_two_processes(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     window.open_project(PRESETS / "toy-mlp.toml")
     choose(window.training_panel.device, "cpu")
     toggle = window.findChild(QWidget, "ddpToggle")
     assert toggle.isEnabled()
     toggle.setChecked(True)
     assert window.document.experiment.train.ddp.enabled
-    with qtbot.waitSignal(window.process_controller.run_ended, timeout=180_000):
+    with qtbot.waitSignal(window.session.run_ended, timeout=180_000):
         qtbot.mouseClick(window.findChild(QWidget, "trainButton"), Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.process_controller.is_running, timeout=10_000)
+        qtbot.waitUntil(lambda: window.session.is_ddp, timeout=10_000)
         assert not window.run_panel.pause_button.isEnabled()  # processes cannot pause
     assert window.last_summary is not None
     assert window.last_summary["world_size"] == 2
     assert window.last_summary["train_accuracy"] == 1.0
     assert "Epoch: 003/003" in window.log_view.text()
-    assert (window.last_run_dir / "model.pth").is_file()
+    folder = window.last_run_dir
+    assert folder is not None and (folder / "model.pth").is_file()
+    # The DDP run is a run like any other: listed, the current model, saved, quantizable.
+    assert [(run.name, run.folder) for run in window.runs_panel.runs] == [("run 1", str(folder))]
+    assert window.model_status.text() == "Model: run 1"
+    assert window.save_weights_action.isEnabled() and window.open_run_folder_action.isEnabled()
+    target = tmp_path / "ddp.pth"
+    assert window.save_weights_file(target)
+    saved = torch.load(target, weights_only=True)
+    written = torch.load(folder / "model.pth", weights_only=True)
+    assert set(saved) == set(written) and all(torch.equal(saved[k], written[k]) for k in saved)
+    assert window.quantization_panel.unavailable_reason() is None
+    assert window.quantization_panel.model_name.text() == "Model: run 1"
 
 
 def test_help_diagnostics_lists_the_devices(window: MainWindow) -> None:

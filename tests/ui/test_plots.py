@@ -14,36 +14,30 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
+from tests import factories
 from workbench.engine.reports import BatchReport, EpochReport, RunStarted
 from workbench.ui.plots import GrowingArray, PlotsPanel, nice_range
 
 
 def started(epochs: int = 3, batches: int = 4) -> RunStarted:
-    return RunStarted(
+    return factories.started(
         epochs=epochs,
         batches_per_epoch=batches,
         train_size=batches * 8,
         val_size=16,
-        parameters=1234,
-        device="cpu",
-        precision="32-true",
-        world_size=1,
         effective_batch_size=8,
     )
 
 
 def batch(epoch: int, index: int, loss: float, batches: int = 4) -> BatchReport:
-    return BatchReport(
-        epoch=epoch, batch=index, batches=batches, loss=loss, step=1, samples_per_second=100.0
-    )
+    return factories.batch(epoch, index, batches, loss, samples_per_second=100.0)
 
 
 def epoch_report(
     epoch: int, train_loss: float, val_loss: float | None, accuracy: float | None
 ) -> EpochReport:
-    return EpochReport(
-        epoch=epoch,
-        epochs=3,
+    return factories.epoch_report(
+        epoch,
         train_loss=train_loss,
         train_accuracy=accuracy,
         val_loss=val_loss,

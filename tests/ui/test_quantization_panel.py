@@ -11,7 +11,9 @@ import pytest
 import torch
 from pytestqt.qtbot import QtBot
 
-from workbench.controllers.quantization_controller import QuantizationController
+from workbench.controllers.current_model import CurrentModelHolder
+from workbench.controllers.jobs import running_threads
+from workbench.engine.current_model import RUN, CurrentModel
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.quantization import MeasureSettings, ReportCard
 from workbench.engine.trainer import Trainer
@@ -33,21 +35,18 @@ def trained() -> tuple[Experiment, dict[str, torch.Tensor]]:
     return experiment, {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
 
-class Source:
-    """What the window would hand the lab: the experiment and its trained weights, if any."""
-
-    def __init__(self, experiment: Experiment, state: State) -> None:
-        self.experiment, self.state = experiment, state
-
-    def __call__(self) -> tuple[Experiment, State]:
-        return self.experiment, self.state
+def Source(experiment: Experiment, state: State) -> CurrentModelHolder:
+    """What the window would hand the lab: its current model (run 1, or a fresh one)."""
+    if state is None:
+        return CurrentModelHolder(CurrentModel.fresh(experiment))
+    return CurrentModelHolder(CurrentModel(RUN, "run 1", experiment, state))
 
 
 @pytest.fixture
 def make_panel(qtbot: QtBot, tmp_path: Path) -> Iterator[object]:
     panels: list[QuantizationPanel] = []
 
-    def make(source: Source) -> QuantizationPanel:
+    def make(source: CurrentModelHolder) -> QuantizationPanel:
         panel = QuantizationPanel(source, output_folder=tmp_path / "out", measure=FAST)
         qtbot.addWidget(panel)
         panels.append(panel)
@@ -56,7 +55,7 @@ def make_panel(qtbot: QtBot, tmp_path: Path) -> Iterator[object]:
     yield make
     for panel in panels:
         assert panel.controller.shutdown()
-    assert QuantizationController.running_threads() == []
+    assert running_threads() == []
 
 
 def test_pyqtgraph_draws_with_pyside6() -> None:
@@ -73,10 +72,11 @@ def test_without_a_trained_model_the_lab_says_why(
     assert not panel.run_button.isEnabled()
     assert panel.status.text() == NO_MODEL_REASON
     assert panel.run_button.toolTip() == NO_MODEL_REASON
-    source.state = state
-    panel.refresh()
+    assert panel.model_name.text() == "Model: fresh initialisation"
+    source.set(CurrentModel(RUN, "run 4", experiment, state))
     assert panel.run_button.isEnabled()
     assert panel.status.text() == "Ready."
+    assert panel.model_name.text() == "Model: run 4"
 
 
 def test_method_decides_which_settings_apply(
@@ -140,6 +140,7 @@ def test_a_run_fills_the_table_and_the_chart(
     assert (tmp_path / "out" / "model-static-int8.pth").is_file()
     assert (tmp_path / "out" / "model-static-int8.report.json").is_file()
     assert panel.status.text().startswith("Saved ")
+    assert panel.report_title.text() == "Report card of run 1: static int8"
     assert "torch.inference_mode" in panel.notes.toPlainText()
 
 

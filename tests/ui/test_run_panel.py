@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pytestqt.qtbot import QtBot
 
-from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from tests import factories
+from workbench.engine.reports import BatchReport, RunStarted
 from workbench.ui.run_panel import RunPanel, clock_text
 
 
@@ -18,24 +19,18 @@ class FakeClock:
 
 
 def started(epochs: int = 10, batches: int = 938, start_epoch: int = 1) -> RunStarted:
-    return RunStarted(
+    return factories.started(
         epochs=epochs,
         batches_per_epoch=batches,
         train_size=60_000,
         val_size=10_000,
-        parameters=1234,
-        device="cpu",
-        precision="32-true",
-        world_size=1,
         effective_batch_size=64,
         start_epoch=start_epoch,
     )
 
 
 def batch(epoch: int, index: int, batches: int = 938) -> BatchReport:
-    return BatchReport(
-        epoch=epoch, batch=index, batches=batches, loss=0.5, step=1, samples_per_second=1234.4
-    )
+    return factories.batch(epoch, index, batches, loss=0.5, samples_per_second=1234.4)
 
 
 @pytest.fixture
@@ -147,11 +142,9 @@ def test_epoch_end_and_finish_update_the_bar(panel: RunPanel, clock: FakeClock) 
     panel.reset(started(epochs=2, batches=10))
     clock.now += 10.0
     panel.add_epoch(
-        EpochReport(
-            epoch=1,
+        factories.epoch_report(
             epochs=2,
             train_loss=0.4,
-            train_accuracy=0.9,
             val_loss=0.5,
             val_accuracy=0.875,
             lr=0.1,

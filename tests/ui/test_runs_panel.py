@@ -1,4 +1,5 @@
-"""The runs panel: records real runs, renames, deletes, keeps a side file, overlays curves."""
+"""The runs panel: records real runs, renames, deletes, keeps a side file, overlays curves,
+lists the run folders of its project after a restart and offers interrupted runs for Resume."""
 
 from __future__ import annotations
 
@@ -11,21 +12,22 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from pytestqt.qtbot import QtBot
 
+from tests import factories
 from tests.conftest import PRESETS
-from workbench.controllers.training_controller import TrainingController
+from tests.engine.test_run_history import finished_run, interrupted_run, toy
+from workbench.controllers.run_session import RunSession
 from workbench.engine.experiment import load_experiment
-from workbench.engine.reports import EpochReport
-from workbench.engine.trainer import Trainer
+from workbench.engine.run_history import update_run_label, write_run_label
 from workbench.ui.insight.run_list import RunRecord
 from workbench.ui.plots import PlotsPanel
 from workbench.ui.runs_panel import RunsPanel, epoch_history, runs_side_file
 
-Rig = tuple[RunsPanel, PlotsPanel, TrainingController]
+Rig = tuple[RunsPanel, PlotsPanel, RunSession]
 
 
 @pytest.fixture
 def rig(qtbot: QtBot) -> Iterator[Rig]:
-    plots, controller = PlotsPanel(), TrainingController()
+    plots, controller = PlotsPanel(), RunSession()
     panel = RunsPanel(plots, controller)
     qtbot.addWidget(plots)
     qtbot.addWidget(panel)
@@ -34,12 +36,7 @@ def rig(qtbot: QtBot) -> Iterator[Rig]:
 
 
 def record(name: str, epochs: int = 2, **metrics: object) -> RunRecord:
-    history = [
-        {"epoch": e, "epochs": epochs, "train_loss": 1.0 / e, "train_accuracy": 0.5 + e / 10,
-         "val_loss": 1.2 / e, "val_accuracy": 0.4 + e / 10, "lr": 0.01,
-         "samples_per_second": 1000.0, "elapsed_seconds": 0.1, "skipped_steps": 0}
-        for e in range(1, epochs + 1)
-    ]  # fmt: skip
+    history = factories.as_rows(factories.history(epochs))
     values = {"val_accuracy": 0.6, "val_loss": 0.6, "epochs_completed": epochs,
               "wall_seconds": 75.0, "status": "completed", "dataset": "moons",
               "parameters": 354, "history": history, **metrics}  # fmt: skip
@@ -178,9 +175,8 @@ def test_a_side_file_that_cannot_be_written_is_reported(rig: Rig, tmp_path: Path
 def test_a_run_from_elsewhere_is_recorded_with_its_epoch_reports(rig: Rig) -> None:
     panel, plots, _ = rig
     experiment = load_experiment(PRESETS / "digits-mlp.toml")
-    reports = [EpochReport(e, 2, 1.0 / e, 0.5, 1.1 / e, 0.45, 0.003, 900.0, 1.0) for e in (1, 2)]
-    summary = {"val_accuracy": 0.5, "val_loss": 0.55, "epochs_completed": 2,
-               "parameters": 6922, "wall_seconds": 3.0, "status": "completed"}  # fmt: skip
+    reports = factories.history(2)
+    summary = factories.summary(val_accuracy=0.5, val_loss=0.55, parameters=6922)
     run = panel.record_run(experiment, summary, reports, "/runs/ddp")  # e.g. a DDP run
     assert cells(panel, 0)[1:5] == ["digits", "6,922", "2", "50.00%"]
     assert epoch_history(run) == reports and run.folder == "/runs/ddp"
@@ -199,6 +195,30 @@ def test_a_bundled_preset_opened_as_a_project_never_gets_a_side_file(rig: Rig) -
 
 def test_a_run_stopped_before_its_first_epoch_is_not_recorded(rig: Rig) -> None:
     panel, _, controller = rig
-    controller.trainer = Trainer(load_experiment(PRESETS / "toy-mlp.toml"))  # never trained
-    controller.run_succeeded.emit({"status": "stopped", "epochs_completed": 0})
+    experiment = load_experiment(PRESETS / "toy-mlp.toml")
+    controller.run_ended.emit(factories.run_result(experiment, epochs=0, status="stopped"))
     assert panel.runs == []
+    controller.run_ended.emit(factories.run_result(experiment, epochs=1, status="stopped"))
+    assert [run.name for run in panel.runs] == ["run 1"]
+
+
+def test_run_folders_of_the_project_are_listed_and_the_rest_left_out(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    finished_run(runs / "toy-1")
+    interrupted_run(runs / "toy-2")
+    finished_run(runs / "other-1", project="preset:moons-mlp")
+    write_run_label(runs / "toy-3", "preset:toy-mlp", toy())  # failed before its first epoch
+    finished_run(runs / "toy-4")
+    update_run_label(runs / "toy-4", hidden=True)  # deleted from the list earlier
+    session = RunSession()
+    panel = RunsPanel(PlotsPanel(), session, runs)
+    qtbot.addWidget(panel)
+    panel.bind_project(None, key="preset:toy-mlp")
+    assert [Path(run.folder).name for run in panel.runs] == ["toy-1", "toy-2"]
+    assert [cells(panel, row)[3] for row in (0, 1)] == ["3", "1 (interrupted)"]
+    assert panel.resumable(1) and not panel.resumable(0)
+    panel.delete_rows([0])
+    panel.all_projects.setChecked(True)
+    assert sorted(Path(run.folder).name for run in panel.runs) == ["other-1", "toy-2"]

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import functools
-import traceback
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal
 
-from workbench.controllers.worker_thread import release, running, thread_for
+from workbench.controllers.jobs import JobRunner, running_threads
 from workbench.engine.checkpoints import open_checkpoint, save_state_dict
 from workbench.engine.checkpoints.report import format_bytes
 from workbench.engine.errors import WorkbenchError
@@ -36,32 +33,6 @@ class UnexpectedTaskError(WorkbenchError):
     """A bug or an unforeseen failure inside a task, reported as one readable line."""
 
 
-class TaskWorker(QObject):
-    """Runs one Task on the worker thread; every outcome becomes exactly one signal."""
-
-    succeeded = Signal(object)
-    failed = Signal(object)  # the exception (a WorkbenchError)
-    done = Signal()
-
-    def __init__(self, task: Task) -> None:
-        super().__init__()
-        self.task = task
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = self.task.work()
-        except WorkbenchError as exc:
-            self.failed.emit(exc)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a `failed` signal
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            self.failed.emit(UnexpectedTaskError(f"{self.task.description} failed: {detail}"))
-        else:
-            self.succeeded.emit(result)
-        finally:
-            self.done.emit()
-
-
 class CheckpointLoader(QObject):
     """Runs checkpoint work off the GUI thread: at most one task per name at a time.
 
@@ -71,8 +42,6 @@ class CheckpointLoader(QObject):
     queues it; a newer request of the same name replaces an older queued one.
     """
 
-    _all_threads: ClassVar[weakref.WeakSet[QThread]] = weakref.WeakSet()
-
     progress = Signal(str, str)
     finished = Signal(str, object, object)
     failed = Signal(str, object, object)
@@ -80,20 +49,25 @@ class CheckpointLoader(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._running: dict[str, tuple[QThread, TaskWorker]] = {}
+        self._running: dict[str, Task] = {}
         self._queued: dict[str, Task] = {}
+        self.jobs = JobRunner(self, name="CheckpointTask", cancel=self._queued.clear)
+        self.jobs.succeeded.connect(self._on_succeeded)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.ended.connect(self._on_ended)
+        self.jobs.busy_changed.connect(self.busy_changed)
 
     @classmethod
     def running_threads(cls) -> list[QThread]:
-        """Worker threads of any loader still running (tests fail on leaks with this)."""
-        return running(cls._all_threads)
+        """Worker threads of any checkpoint task still running (tests fail on leaks with this)."""
+        return [t for t in running_threads() if t.objectName().startswith("CheckpointTask-")]
 
     @property
     def is_busy(self) -> bool:
-        return bool(self._running)
+        return self.jobs.is_busy
 
     def is_running(self, name: str) -> bool:
-        return name in self._running
+        return self.jobs.is_running(name)
 
     # the usual tasks ---------------------------------------------------------
     def open(
@@ -132,51 +106,32 @@ class CheckpointLoader(QObject):
         self._start(task)
 
     def _start(self, task: Task) -> None:
-        was_busy = self.is_busy
-        worker = TaskWorker(task)
-        thread = thread_for(worker, f"CheckpointTask-{task.name}", CheckpointLoader._all_threads)
-        worker.succeeded.connect(functools.partial(self._on_succeeded, task))
-        worker.failed.connect(functools.partial(self._on_failed, task))
-        thread.finished.connect(functools.partial(self._on_thread_finished, task.name, thread))
-        self._running[task.name] = (thread, worker)
-        thread.start()
-        if not was_busy:
-            self.busy_changed.emit(True)
+        self._running[task.name] = task
+
+        def unexpected(detail: str) -> UnexpectedTaskError:
+            return UnexpectedTaskError(f"{task.description} failed: {detail}")
+
+        self.jobs.start(task.name, task.work, unexpected)
         self.progress.emit(task.name, task.description + "…")
 
-    def _on_succeeded(self, task: Task, result: object) -> None:
+    def _on_succeeded(self, name: Hashable, result: object) -> None:
+        task = self._running[str(name)]
         self.finished.emit(task.name, task.token, result)
 
-    def _on_failed(self, task: Task, error: object) -> None:
+    def _on_failed(self, name: Hashable, error: object) -> None:
+        task = self._running[str(name)]
         self.failed.emit(task.name, task.token, error)
 
-    def _on_thread_finished(self, name: str, thread: QThread) -> None:
-        running = self._running.get(name)
-        if running is None or running[0] is not thread:
-            return  # already handled by shutdown()
-        self._release(name)
-        queued = self._queued.pop(name, None)
+    def _on_ended(self, name: Hashable) -> None:
+        self._running.pop(str(name), None)
+        queued = self._queued.pop(str(name), None)
         if queued is not None:
             self._start(queued)
-        elif not self.is_busy:
-            self.busy_changed.emit(False)
-
-    def _release(self, name: str) -> None:
-        release(*self._running.pop(name))
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Drop queued tasks and wait for running ones; True when nothing is left running."""
         self._queued.clear()
-        was_busy = self.is_busy
-        all_finished = True
-        for name, (thread, _worker) in list(self._running.items()):
-            if thread.wait(timeout_ms):
-                self._release(name)
-            else:
-                all_finished = False
-        if was_busy and not self._running:
-            self.busy_changed.emit(False)
-        return all_finished
+        return self.jobs.shutdown(timeout_ms)
 
 
 def _size_note(path: Path) -> str:
@@ -198,7 +153,6 @@ __all__ = [
     "STATS",
     "CheckpointLoader",
     "Task",
-    "TaskWorker",
     "UnexpectedTaskError",
     "describe_error",
 ]

@@ -565,6 +565,8 @@ class Trainer:
         self.history.append(dataclasses.asdict(report))
         if self.out_dir is not None and self.strategy.is_main:
             self._save_checkpoint(report.epoch)
+            # Every epoch, so that a run killed mid-way still shows its curves in the run list.
+            write_metrics_csv(self.out_dir / "metrics.csv", self.history)
 
     # ------------------------------------------------------------------ files
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.controllers import jobs
 from workbench.controllers.background_task import BackgroundTask
 from workbench.engine.dataset_preview import DatasetPreview, preview_dataset
 from workbench.engine.datasets import CATALOGUE, OptionSpec, availability, describe_dataset
@@ -100,6 +101,7 @@ class DataPanel(QWidget):
         self._previewed: tuple[DataSpec, int] | None = None
         self._option_widgets: dict[str, tuple[OptionSpec, QWidget]] = {}
         self.loader = BackgroundTask(self)
+        jobs.register_owner(self)  # its timer starts previews: it must stop with the rest
         self.loader.succeeded.connect(self._show_preview)
         self.loader.failed.connect(self._show_problem)
         # Loading waits for a pause in typing, and never delays the window's first paint.
@@ -346,11 +348,12 @@ class DataPanel(QWidget):
         self._pending_preview = None
         self.loader.run(lambda: preview_dataset(data, seed))
 
-    def shutdown(self) -> None:
-        """No new preview after this, and wait for the one in flight (call before closing)."""
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """No new preview after this, and wait for the one in flight (`jobs.shutdown_all()`
+        calls it when the window closes)."""
         self.preview_timer.stop()
         self._pending_preview = None
-        self.loader.shutdown()
+        return self.loader.shutdown(timeout_ms)
 
     @property
     def is_loading(self) -> bool:

@@ -1,33 +1,22 @@
-"""The teaching tabs beside the training plots, fed live by the training controller.
+"""The teaching tabs beside the training plots: they follow the runs and show the current model.
 
-The heavy lifting stays off the GUI thread: an observer on the training thread computes the
-live decision boundary, a model snapshot and a probe between batches (where reading the model
-is safe), and the full validation pass for the confusion matrix runs in a BackgroundTask.
+The heavy lifting stays off the GUI thread: the controllers' insight bridge computes the live
+decision boundary, a model snapshot and a probe on the training thread between batches; the full
+validation pass for the confusion matrix, and a stored model's data and boundary, run as
+background jobs.
 """
 
 from __future__ import annotations
 
-import keyword
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from PySide6.QtCore import QObject, QRegularExpression, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import (
-    QColor,
-    QFont,
-    QFontDatabase,
-    QHideEvent,
-    QShowEvent,
-    QSyntaxHighlighter,
-    QTextCharFormat,
-    QTextDocument,
-)
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFontDatabase, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -41,23 +30,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
 
+from workbench.controllers import jobs
 from workbench.controllers.background_task import BackgroundTask
-from workbench.controllers.training_controller import TrainingController
-from workbench.engine.datasets import (
-    BatchSource,
-    DatasetInfo,
-    LoaderBatchSource,
-    TensorBatchSource,
-    dataset_entry,
-    describe_dataset,
-)
+from workbench.controllers.insight_bridge import InsightRelay
+from workbench.controllers.run_session import RunSession
+from workbench.engine.current_model import CurrentModel
+from workbench.engine.datasets import dataset_entry
 from workbench.engine.errors import WorkbenchError
-from workbench.engine.experiment import Experiment, ModelSpec
-from workbench.engine.experiment_model import build_experiment_model
-from workbench.engine.insight.autograd_graph import AutogradGraph, autograd_graph
-from workbench.engine.insight.decision_boundary import BoundaryGrid, LiveBoundary, padded_ranges
+from workbench.engine.experiment import ModelSpec
+from workbench.engine.insight.autograd_graph import AutogradGraph
+from workbench.engine.insight.decision_boundary import BoundaryGrid
 from workbench.engine.insight.doctor import TrainingDoctor
 from workbench.engine.insight.evaluation import (
     EvaluationResult,
@@ -65,71 +48,34 @@ from workbench.engine.insight.evaluation import (
     dataset_batches,
     evaluate_classifier,
 )
-from workbench.engine.insight.model_probe import (
-    ModelProbe,
-    ProbeSnapshot,
-    feature_maps,
-    first_conv_filters,
-    probe,
-)
-from workbench.engine.insight.outputs import snapshot_model
+from workbench.engine.insight.model_probe import ModelProbe, feature_maps, first_conv_filters
 from workbench.engine.insight.predict import input_normalization
-from workbench.engine.optimization import make_loss
-from workbench.engine.reports import BaseObserver, BatchReport, EpochReport, RunStarted
+from workbench.engine.insight.run_context import (
+    EpochInsight,
+    RunContext,
+    StoredModelInsight,
+    stack_graph,
+    stored_model_insight,
+    trained_graph,
+)
+from workbench.engine.run_history import RunResult
 from workbench.engine.script_export import export_script, write_script
-from workbench.engine.trainer import Trainer
 from workbench.ui.error_dialog import show_error
+from workbench.ui.insight.code_view import PythonHighlighter
 from workbench.ui.insight.decision_boundary_view import DecisionBoundaryView
 from workbench.ui.insight.doctor_banner import DoctorBanner
 from workbench.ui.insight.evaluation_view import EvaluationView
 from workbench.ui.insight.graph_view import AutogradGraphView
 from workbench.ui.insight.model_probe_view import ModelProbeView
+from workbench.ui.insight.norm_plot import SparseLogAxis
 from workbench.ui.insight.predict_view import PredictView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Array = np.ndarray[Any, Any]
-PROBE_BATCH = 256  # samples of the validation split the probe pushes through each epoch
 GRAPH_BATCH = 4  # samples in the autograd graph's forward pass
-NORM_INTERVAL_SECONDS = 0.02  # a gradient norm at most 50 times a second: a fixed, tiny cost
-SEND_INTERVAL_SECONDS = 0.25  # how often new gradient norms travel to the GUI thread
 CODE_DELAY_MS = 250  # the script preview waits for a pause in editing
 TABS = ("boundary", "evaluation", "predict", "probe", "graph", "code")
-
-
-# --------------------------------------------------------------------------- run data
-
-
-@dataclass(frozen=True, eq=False)
-class BoundaryPoints:
-    """The 2-D points of both splits, as the boundary view draws them."""
-
-    train_xy: Array
-    train_labels: Array
-    val_xy: Array
-    val_labels: Array
-
-
-@dataclass(frozen=True, eq=False)
-class RunContext:
-    """What the training thread learnt about a run once its data was loaded."""
-
-    info: DatasetInfo
-    experiment: Experiment
-    train: Dataset[Any]
-    val: Dataset[Any]
-    loss_fn: LossFn
-    points: BoundaryPoints | None
-
-
-@dataclass(frozen=True, eq=False)
-class EpochInsight:
-    """An epoch's report, a copy of the model at its end (eval mode) and its probe."""
-
-    report: EpochReport
-    model: nn.Module
-    probe: ProbeSnapshot | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,248 +87,11 @@ class EvaluationOutcome:
     maps: Array | None
 
 
-def source_dataset(source: BatchSource) -> Dataset[Any]:
-    """The dataset behind a batch source, in index order (for galleries and evaluation)."""
-    if isinstance(source, TensorBatchSource):
-        return TensorDataset(source.x, source.y)
-    if isinstance(source, LoaderBatchSource):
-        dataset: Dataset[Any] = source.loader.dataset
-        return dataset
-    raise TypeError(f"unknown batch source {type(source).__name__}")
-
-
-def dataset_arrays(dataset: Dataset[Any]) -> tuple[Array, Array]:
-    """All inputs and labels of a (small) dataset as numpy arrays."""
-    xs, ys = [], []
-    for x, y in dataset_batches(dataset):
-        xs.append(x.detach().float().cpu().numpy())
-        ys.append(y.detach().reshape(-1).long().cpu().numpy())
-    if not xs:
-        return np.zeros((0, 2), dtype=np.float32), np.zeros(0, dtype=np.int64)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def first_batch(dataset: Dataset[Any], size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    return next(iter(dataset_batches(dataset, size)), None)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- training thread
-
-
-class InsightRelay(QObject):
-    """Carries the training thread's findings to the GUI thread (queued, in order)."""
-
-    started = Signal(object)  # RunContext
-    grid_ready = Signal(int, int, object)  # epoch, batch (-1: end of epoch), BoundaryGrid
-    epoch_ready = Signal(object)  # EpochInsight
-    gradient_norms = Signal(object, object)  # steps, total norms (new since the last)
-    failed = Signal(str)
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        # Read by the training thread before each live frame: frames nobody sees cost ~10 %
-        # of a fast run's time. (A plain bool: reading it from another thread is safe.)
-        self.live_frames_wanted = True
-
-
-class StepGradientNorms:
-    """The total gradient norm right before optimizer steps, sampled at most every
-    `interval` seconds so that fast runs pay a fixed, small price (one fused norm)."""
-
-    def __init__(self, trainer: Trainer, interval: float = NORM_INTERVAL_SECONDS) -> None:
-        self.trainer, self.interval = trainer, interval
-        self.steps: list[int] = []
-        self.norms: list[float] = []
-        self._last = -math.inf
-
-    def on_after_backward(self, model: nn.Module) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        gradients = [p.grad for p in model.parameters() if p.grad is not None]
-        if gradients:
-            self.steps.append(self.trainer.step + 1)  # the step these gradients are for
-            self.norms.append(float(nn.utils.get_total_norm(gradients)))
-
-
-class InsightObserver(BaseObserver):
-    """Runs on the training thread, between batches: the live boundary of 2-D sets, a model
-    snapshot and a probe after each epoch, and the gradient norm before each optimizer step.
-
-    A failure here must never stop the training: it is reported once and the observer goes
-    quiet for the rest of the run.
-    """
-
-    def __init__(self, trainer: Trainer, relay: InsightRelay) -> None:
-        self.trainer, self.relay = trainer, relay
-        self.live: LiveBoundary | None = None
-        self.probe_batch: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.norms: StepGradientNorms | None = None
-        self.active = True
-        self._sent, self._last_send = 0, 0.0
-
-    def _guarded(self, work: Callable[..., None], *args: Any) -> None:
-        if not self.active:
-            return
-        try:
-            work(*args)
-        except Exception as exc:  # noqa: BLE001 - a view must never stop the training
-            self.active = False
-            self.relay.failed.emit(f"The insight tabs stopped following this run: {_one_line(exc)}")
-
-    def on_started(self, report: RunStarted) -> None:
-        self._guarded(self._start, report)
-
-    def on_batch_end(self, report: BatchReport) -> None:
-        if self.live is not None and self.relay.live_frames_wanted:
-            self._guarded(self.live.on_batch_end, report)
-        if time.monotonic() - self._last_send >= SEND_INTERVAL_SECONDS:
-            self._guarded(self._send_norms)
-
-    def on_epoch_end(self, report: EpochReport) -> None:
-        self._guarded(self._epoch_end, report)
-
-    def on_after_backward(self, model: nn.Module) -> None:
-        if self.norms is not None:
-            self._guarded(self.norms.on_after_backward, model)
-
-    def _start(self, report: RunStarted) -> None:
-        trainer = self.trainer
-        loaders = trainer.loaders
-        info = loaders.info
-        train, val = source_dataset(loaders.train), source_dataset(loaders.val)
-        self.probe_batch = first_batch(val, PROBE_BATCH) or first_batch(train, PROBE_BATCH)
-        # Under 16-mixed the gradients still carry the loss scale there: the norms would lie.
-        if trainer.precision.name != "16-mixed":
-            self.norms = StepGradientNorms(trainer)
-        points = None
-        if info.kind == "points2d" and tuple(info.input_shape) == (2,):
-            train_xy, train_labels = dataset_arrays(train)
-            val_xy, val_labels = dataset_arrays(val)
-            points = BoundaryPoints(train_xy, train_labels, val_xy, val_labels)
-        self.relay.started.emit(
-            RunContext(info, trainer.experiment, train, val, trainer.loss_fn, points)
-        )
-        if points is not None:
-            x_range, y_range = padded_ranges(np.concatenate([points.train_xy, points.val_xy]))
-            self.live = LiveBoundary(
-                lambda: trainer.model, x_range, y_range, on_grid=self.relay.grid_ready.emit
-            )
-            self.live.on_started(report)
-
-    def _epoch_end(self, report: EpochReport) -> None:
-        if self.live is not None:
-            self.live.on_epoch_end(report)
-        model = self.trainer.model
-        measured = None
-        if self.probe_batch is not None:
-            measured = probe(model, report.epoch, self.probe_batch, self.trainer.loss_fn)
-        snapshot = snapshot_model(model).eval()  # eval for good: readers never flip its mode
-        self._send_norms()
-        self.relay.epoch_ready.emit(EpochInsight(report, snapshot, measured))
-
-    def _send_norms(self) -> None:
-        self._last_send = time.monotonic()
-        if self.norms is None or len(self.norms.steps) <= self._sent:
-            return
-        steps, norms = self.norms.steps[self._sent :], self.norms.norms[self._sent :]
-        self._sent = len(self.norms.steps)
-        self.relay.gradient_norms.emit(list(steps), list(norms))
-
-
-# --------------------------------------------------------------------------- code preview
-
-
-def _format(colour: str, bold: bool = False, italic: bool = False) -> QTextCharFormat:
-    style = QTextCharFormat()
-    style.setForeground(QColor(colour))
-    if bold:
-        style.setFontWeight(QFont.Weight.Bold)
-    style.setFontItalic(italic)
-    return style
-
-
-class PythonHighlighter(QSyntaxHighlighter):
-    """Keywords, names being defined, numbers, strings, comments and docstrings, in colour."""
-
-    _IN_DOCSTRING = 1
-
-    def __init__(self, document: QTextDocument) -> None:
-        super().__init__(document)
-        words = "|".join(keyword.kwlist)
-        self.rules = [
-            (QRegularExpression(rf"\b(?:{words})\b"), _format("#7A3E9D", bold=True)),
-            (QRegularExpression(r"\b(?:def|class)\s+(\w+)"), _format("#0060A0", bold=True)),
-            (
-                QRegularExpression(r"\b[0-9][0-9_]*(?:\.[0-9]+)?(?:e-?[0-9]+)?\b"),
-                _format("#A35200"),
-            ),
-            (QRegularExpression(r"\"[^\"\n]*\"|'[^'\n]*'"), _format("#2E7D32")),
-            (QRegularExpression(r"#[^\n]*$"), _format("#707070", italic=True)),
-        ]
-        self.docstring = _format("#2E7D32", italic=True)
-        self.quotes = QRegularExpression('"""')
-
-    def highlightBlock(self, text: str) -> None:
-        for pattern, style in self.rules:
-            matches = pattern.globalMatch(text)
-            while matches.hasNext():
-                match = matches.next()
-                group = 1 if pattern.captureCount() else 0
-                self.setFormat(match.capturedStart(group), match.capturedLength(group), style)
-        self._docstrings(text)
-
-    def _docstrings(self, text: str) -> None:
-        self.setCurrentBlockState(0)
-        start = 0 if self.previousBlockState() == self._IN_DOCSTRING else -1
-        position = 0
-        while True:
-            match = self.quotes.match(text, position)
-            if start < 0:
-                if not match.hasMatch():
-                    return
-                start, position = match.capturedStart(), match.capturedEnd()
-                continue
-            if not match.hasMatch():
-                self.setFormat(start, len(text) - start, self.docstring)
-                self.setCurrentBlockState(self._IN_DOCSTRING)
-                return
-            self.setFormat(start, match.capturedEnd() - start, self.docstring)
-            start, position = -1, match.capturedEnd()
-
-
-# --------------------------------------------------------------------------- plots
-
-
-class SparseLogAxis(pg.AxisItem):  # type: ignore[misc]
-    """A log axis that labels 1, 2 and 5 times powers of ten (only the powers where space is
-    short) instead of every minor tick, which piles up labels on a short plot."""
-
-    LABEL_PIXELS = 18
-
-    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
-        numbers = [10 ** float(value) * scale for value in values]
-        mantissas = [round(number / 10 ** math.floor(math.log10(number)), 3) for number in numbers]
-        keep = {1.0, 2.0, 5.0}
-        length = self.geometry().height() if self.orientation in ("left", "right") else 0
-        if length and sum(m in keep for m in mantissas) * self.LABEL_PIXELS > length:
-            keep = {1.0}
-        return [f"{n:g}" if m in keep else "" for n, m in zip(numbers, mantissas, strict=True)]
-
-
-# --------------------------------------------------------------------------- the panel
-
-
 class InsightPanel(QWidget):
     """The doctor's banner over six tabs: decision boundary, evaluation, predict, inside the
-    model, autograd graph and code. It wires itself to the document and the controller; the
-    window only places it and calls `shutdown()` on close."""
+    model, autograd graph and code. It follows the session's in-process runs as they train, and
+    otherwise shows the model `show_model()` hands it (a loaded file, an earlier or DDP run);
+    the window places it, calls `show_model` and `clear` (another project) and `shutdown()`."""
 
     evaluation_updated = Signal(int)  # the epoch whose evaluation is now shown
     graph_updated = Signal()
@@ -391,13 +100,13 @@ class InsightPanel(QWidget):
     def __init__(
         self,
         document: ProjectDocument,
-        controller: TrainingController,
+        session: RunSession,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("insightPanel")
         self.setAccessibleName("insightPanel")
-        self.document, self.controller = document, controller
+        self.document, self.session = document, session
         self.context: RunContext | None = None
         self.samples: SampleSet | None = None
         self.snapshot: nn.Module | None = None
@@ -405,6 +114,7 @@ class InsightPanel(QWidget):
         self.doctor = TrainingDoctor()
         self.probe = ModelProbe()
         self.run_id = 0
+        self.current_model: CurrentModel = CurrentModel.fresh(document.experiment)
         self.evaluated_epoch: int | None = None
         self._pending_evaluation: Callable[[], EvaluationOutcome] | None = None
         self._graph_dirty = self._code_dirty = True
@@ -418,6 +128,9 @@ class InsightPanel(QWidget):
     # ------------------------------------------------------------------ construction
 
     def _build(self) -> None:
+        self.model_name = QLabel("Model: fresh initialisation")
+        self.model_name.setObjectName("insightModelName")
+        self.model_name.setAccessibleName("insightModelName")
         self.banner = DoctorBanner()
         self.status = QLabel()
         self.status.setObjectName("insightStatus")
@@ -437,11 +150,14 @@ class InsightPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
+        layout.addWidget(self.model_name)
         layout.addWidget(self.banner)
         layout.addWidget(self.status)
         layout.addWidget(self.tabs, 1)
         self.evaluation_task = BackgroundTask(self)
         self.graph_task = BackgroundTask(self)
+        self.model_task = BackgroundTask(self)
+        jobs.register_owner(self)
         self.code_timer = QTimer(self)
         self.code_timer.setSingleShot(True)
         self.code_timer.setInterval(CODE_DELAY_MS)
@@ -524,8 +240,8 @@ class InsightPanel(QWidget):
         relay.epoch_ready.connect(self._epoch_ready)
         relay.gradient_norms.connect(self._gradient_norms)
         relay.failed.connect(self._show_status)
-        self.controller.add_observer_factory(self._observer_for)
-        self.controller.run_failed.connect(self._run_failed)
+        relay.attach(self.session)
+        self.session.run_ended.connect(self._run_ended)
         self.document.changed.connect(self._experiment_changed)
         self.tabs.currentChanged.connect(lambda _index: self._tab_shown())
         self.evaluation_task.succeeded.connect(self._evaluation_ready)
@@ -534,10 +250,11 @@ class InsightPanel(QWidget):
         self.graph_task.succeeded.connect(self._graph_ready)
         self.graph_task.failed.connect(self._graph_failed)
         self.graph_task.busy_changed.connect(self._graph_busy)
+        self.model_task.succeeded.connect(self._stored_ready)
+        self.model_task.failed.connect(
+            lambda message: self._show_status(f"Cannot show this model: {message}")
+        )
         self.code_timer.timeout.connect(self.refresh_code)
-
-    def _observer_for(self, trainer: Trainer) -> InsightObserver:
-        return InsightObserver(trainer, self.relay)
 
     def tab(self, name: str) -> QWidget:
         """A tab's page by short name: boundary, evaluation, predict, probe, graph or code."""
@@ -548,25 +265,44 @@ class InsightPanel(QWidget):
     def show_tab(self, name: str) -> None:
         self.tabs.setCurrentIndex(TABS.index(name))
 
-    def shutdown(self) -> None:
-        """Stop listening for runs and wait for background work (call when the window closes)."""
-        self.controller.remove_observer_factory(self._observer_for)
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Stop listening for runs and wait for background work (`jobs.shutdown_all()` calls
+        it when the window closes: a finished evaluation may otherwise start the next)."""
+        self.relay.detach()
         self.code_timer.stop()
         self._pending_evaluation, self._graph_waiting = None, False
-        self.evaluation_task.shutdown()
-        self.graph_task.shutdown()
+        tasks = (self.evaluation_task, self.graph_task, self.model_task)
+        return all([task.shutdown(timeout_ms) for task in tasks])
 
     # ------------------------------------------------------------------ a run
 
-    @Slot(object)
-    def _run_started(self, context: RunContext) -> None:
+    def show_model(self, model: CurrentModel, followed: bool = False) -> None:
+        """Show the window's current model: `followed` when it is the run these tabs just
+        watched (nothing to load), else its data and views are prepared off the GUI thread."""
+        self.model_name.setText(f"Model: {model.description}")
+        self.current_model = model
+        if followed or not model.trained:
+            if not model.trained:
+                self.clear()
+            return
+        experiment, weights, run = model.experiment, model.weights(), self.run_id
+        self._show_status(f"Loading the data for {model.description}…")
+        self.model_task.run(lambda: (run, stored_model_insight(experiment, weights)))
+
+    def clear(self) -> None:
+        """Forget the runs and models shown (another project): no stale boundary, evaluation,
+        prediction, probe or diagnosis is left behind."""
         self.run_id += 1
-        self.context, self.snapshot = context, None
-        self.snapshot_spec = context.experiment.model
+        self.context = self.samples = self.snapshot = self.snapshot_spec = None
         self.evaluated_epoch, self._pending_evaluation = None, None
-        info = context.info
+        self._reset_views()
+        self.predict.set_model(None, ())
+        self.boundary.set_data(np.zeros((0, 2)), np.zeros(0, dtype=np.int64))
+        self._show_boundary_page()
+        self._graph_dirty = True
+
+    def _reset_views(self) -> None:
         self.doctor.reset()
-        self.doctor.num_classes = info.num_classes
         self.banner.set_diagnoses([])
         self.status.hide()
         self.probe = ModelProbe()
@@ -575,8 +311,34 @@ class InsightPanel(QWidget):
         self.probe_view.set_feature_maps(None)
         self.norm_steps, self.norm_values = [], []
         self.norm_curve.setData([], [])
+        self.evaluation.clear()
+
+    @Slot(object)
+    def _stored_ready(self, answer: tuple[int, StoredModelInsight]) -> None:
+        run, insight = answer
+        if run != self.run_id:
+            return  # a run started, or another project opened, while it loaded
+        context = insight.context
+        self._run_started(context)
+        self.status.hide()
+        self.snapshot = insight.model
+        self.predict.set_model(insight.model, context.info.class_names)
+        if insight.grid is not None:
+            self.boundary.record_epoch(0, insight.grid)
+            self.boundary.epoch_label.setText(self.current_model.name)
+        self.evaluation.accuracy.setText(f"Evaluating {self.current_model.description}…")
+        self._queue_evaluation(self._evaluation_job(context, insight.model, 0))
+
+    @Slot(object)
+    def _run_started(self, context: RunContext) -> None:
+        self.run_id += 1
+        self.context, self.snapshot = context, None
+        self.snapshot_spec = context.experiment.model
+        self.evaluated_epoch, self._pending_evaluation = None, None
+        info = context.info
+        self._reset_views()
+        self.doctor.num_classes = info.num_classes
         self.samples = SampleSet(context.val, info.kind, info.class_names)
-        self.evaluation.matrix_model.set_result(None)
         self.evaluation.accuracy.setText("Evaluating the validation split after each epoch…")
         self.predict.set_task(
             info.kind, info.input_shape, input_normalization(context.experiment.data), self.samples
@@ -612,7 +374,7 @@ class InsightPanel(QWidget):
         first = self.snapshot is None
         self.snapshot = insight.model
         self.predict.set_model(insight.model, context.info.class_names)
-        self._queue_evaluation(self._evaluation_job(context, insight))
+        self._queue_evaluation(self._evaluation_job(context, insight.model, insight.report.epoch))
         if first:  # training changes the weights, never the graph: one redraw per run will do
             self._graph_dirty = True
             if self.tabs.currentIndex() == TABS.index("graph"):
@@ -624,14 +386,12 @@ class InsightPanel(QWidget):
         self.norm_values += [max(norm, 1e-12) if math.isfinite(norm) else 1e12 for norm in norms]
         self.norm_curve.setData(self.norm_steps, self.norm_values)
 
-    @Slot(str)
-    def _run_failed(self, message: str) -> None:
-        if "loss became" not in message or self.context is None:
+    @Slot(object)
+    def _run_ended(self, result: RunResult) -> None:
+        if "loss became" not in result.message or self.context is None:
             return
         # The run ended on a non-finite loss: the doctor explains divergence from such a row.
-        trainer = self.controller.trainer
-        optimizer = getattr(trainer, "optimizer", None)
-        lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else None
+        lr = result.history[-1].lr if result.history else result.experiment.train.lr
         epoch = len(self.doctor.history) + 1
         self.doctor.add_epoch({"epoch": epoch, "train_loss": math.nan, "lr": lr})
         self.banner.set_diagnoses(self.doctor.diagnoses)
@@ -643,9 +403,9 @@ class InsightPanel(QWidget):
     # ------------------------------------------------------------------ evaluation
 
     def _evaluation_job(
-        self, context: RunContext, insight: EpochInsight
+        self, context: RunContext, model: nn.Module, epoch: int
     ) -> Callable[[], EvaluationOutcome]:
-        run, epoch, model = self.run_id, insight.report.epoch, insight.model
+        run = self.run_id
         batch_size = max(1, context.experiment.data.val_batch_size)
         names = context.info.class_names
         samples = self.samples
@@ -775,14 +535,14 @@ class InsightPanel(QWidget):
                 "through the trained model. Forward runs top to bottom; green leaves are the "
                 "parameters whose .grad it fills."
             )
-            self.graph_task.run(lambda: _trained_graph(snapshot, context))
+            self.graph_task.run(lambda: trained_graph(snapshot, context, GRAPH_BATCH))
         else:
             self.graph_caption.setText(
                 f"What loss.backward() walks for a batch of {GRAPH_BATCH} random inputs, through "
                 "the current layer stack (untrained). Forward runs top to bottom; green leaves "
                 "are the parameters whose .grad it fills."
             )
-            self.graph_task.run(lambda: _stack_graph(experiment))
+            self.graph_task.run(lambda: stack_graph(experiment, GRAPH_BATCH))
 
     @Slot(bool)
     def _graph_busy(self, busy: bool) -> None:
@@ -842,34 +602,3 @@ class InsightPanel(QWidget):
         )
         if path:
             self.save_script(path if path.endswith(".py") else f"{path}.py")
-
-
-# --------------------------------------------------------------------------- graph jobs
-
-
-def _graph_with_loss(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn
-) -> AutogradGraph:
-    try:
-        return autograd_graph(model, x, y, loss_fn)
-    except (RuntimeError, ValueError, IndexError):
-        return autograd_graph(model, x)  # a loss that cannot take these targets: to the output
-
-
-def _trained_graph(snapshot: nn.Module, context: RunContext) -> AutogradGraph:
-    batch = first_batch(context.val, GRAPH_BATCH) or first_batch(context.train, GRAPH_BATCH)
-    if batch is None:
-        raise ValueError("the dataset has no samples")
-    x, y = batch
-    # A private copy: the graph needs train mode, and other readers share the snapshot.
-    return _graph_with_loss(snapshot_model(snapshot), x, y, context.loss_fn)
-
-
-def _stack_graph(experiment: Experiment) -> AutogradGraph:
-    built = build_experiment_model(experiment)
-    info = describe_dataset(experiment.data)
-    shape = tuple(experiment.model.input_shape or info.input_shape)
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn((GRAPH_BATCH, *shape), generator=generator)
-    y = torch.randint(0, max(info.num_classes, 1), (GRAPH_BATCH,), generator=generator)
-    return _graph_with_loss(built.module, x, y, make_loss(experiment.train.loss))

@@ -37,10 +37,13 @@ class LayerStackPanel(QWidget):
     """Build the model by adding, removing, reordering and editing layers; all undoable.
 
     `validity_changed(ok, message)` tells the window whether the stack can be built (to enable
-    Train); `message` is the builder's first problem, empty when ok.
+    Train); `message` is the builder's first problem, empty when ok. While the document's
+    layers are locked (a run trains) the stack is read-only and says why, with a button whose
+    `stop_requested` asks the window to stop the run.
     """
 
     validity_changed = Signal(bool, str)
+    stop_requested = Signal()
 
     def __init__(
         self,
@@ -63,6 +66,7 @@ class LayerStackPanel(QWidget):
         self.model.modelAboutToBeReset.connect(self._remember_row)
         self.model.modelReset.connect(self._restore_row)
         self.model.rowsInserted.connect(self._rows_inserted)
+        document.layers_lock_changed.connect(self._lock_changed)
         self._show_plan(self.model.plan)
         if self.model.rowCount():
             self.select_row(0)
@@ -152,7 +156,21 @@ class LayerStackPanel(QWidget):
         row_height = self.view.verticalHeader().defaultSectionSize()
         self.splitter.setSizes([row_height * 14, row_height * 11])
 
+        self.lock_note = QLabel()
+        named(self.lock_note, "layerStackLocked", "Why the layer stack cannot be edited now")
+        self.lock_note.setWordWrap(True)
+        self.stop_button = QPushButton("Stop the run")
+        named(self.stop_button, "layerStackStopButton", "Stop the training to edit the stack")
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.lock_bar = QWidget()
+        lock_row = QHBoxLayout(self.lock_bar)
+        lock_row.setContentsMargins(0, 0, 0, 0)
+        lock_row.addWidget(self.lock_note, 1)
+        lock_row.addWidget(self.stop_button)
+        self.lock_bar.hide()
+
         layout = QVBoxLayout(self)
+        layout.addWidget(self.lock_bar)
         layout.addLayout(buttons)
         layout.addWidget(self.splitter, 1)
 
@@ -177,11 +195,9 @@ class LayerStackPanel(QWidget):
             "Move down", "Alt+Down", self.move_current_down, "Down"
         )
         self.move_down_action.setIcon(icons.standardIcon(pixmap.SP_ArrowDown))
-        stack = self.document.undo_stack
-        # The stack keeps their text current ("Undo Add Linear"); the buttons stay short.
-        self.undo_action = stack.createUndoAction(self, "Undo")
+        # The document keeps their text current ("Undo Add Linear"); the buttons stay short.
+        self.undo_action, self.redo_action = self.document.undo_actions(self, "Undo", "Redo")
         self.undo_action.setIconText("Undo")
-        self.redo_action = stack.createRedoAction(self, "Redo")
         self.redo_action.setIconText("Redo")
         pairs = (
             (self.remove_button, self.remove_action),
@@ -302,10 +318,25 @@ class LayerStackPanel(QWidget):
             self._validity = (ok, message)
             self.validity_changed.emit(ok, message)
 
+    @property
+    def locked(self) -> bool:
+        return bool(self.document.layers_locked)
+
+    def _lock_changed(self, reason: str) -> None:
+        """Read-only while a run trains: the buttons, the editor and dragging rest."""
+        self.lock_note.setText(reason)
+        self.lock_bar.setVisible(bool(reason))
+        self.add_button.setEnabled(not reason)
+        self.add_action.setEnabled(not reason)
+        self.editor_box.setEnabled(not reason)
+        mode = QAbstractItemView.DragDropMode
+        self.view.setDragDropMode(mode.NoDragDrop if reason else mode.InternalMove)
+        self._update_actions()
+
     def _update_actions(self) -> None:
         row = self.current_row()
         count = self.model.rowCount()
-        selected = row is not None
+        selected = row is not None and not self.locked
         self.remove_action.setEnabled(selected)
         self.duplicate_action.setEnabled(selected)
         self.move_up_action.setEnabled(selected and row is not None and row > 0)

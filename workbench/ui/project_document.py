@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QUndoCommand, QUndoStack
 
 from workbench.engine.experiment import (
     DataSpec,
@@ -54,12 +55,18 @@ class SetLayersCommand(QUndoCommand):
 
 
 class ProjectDocument(QObject):
-    """Holds the Experiment; every edit goes through the undo stack and emits `changed`."""
+    """Holds the Experiment; every edit goes through the undo stack and emits `changed`.
+
+    While a run trains, its layers are locked (`lock_layers(reason)`): a layer edit is then
+    refused with `edit_refused(reason)`, and undo/redo (which could change them) wait.
+    """
 
     changed = Signal()
     layers_changed = Signal()
     path_changed = Signal(str)
     dirty_changed = Signal(bool)
+    layers_lock_changed = Signal(str)  # why the layers are locked; "" once they are not
+    edit_refused = Signal(str)  # a layer edit arrived while locked: why it was refused
 
     def __init__(self, experiment: Experiment | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +74,7 @@ class ProjectDocument(QObject):
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
+        self.layers_locked = ""  # why the layer stack cannot be edited now ("" when it can)
 
     def _clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)
@@ -99,6 +107,9 @@ class ProjectDocument(QObject):
         self.set_train(dataclasses.replace(self._experiment.train, **changes))
 
     def set_layers(self, layers: tuple[LayerSpec, ...], text: str) -> None:
+        if self.layers_locked:
+            self.edit_refused.emit(self.layers_locked)
+            return
         if layers != self._experiment.model.layers:
             self.undo_stack.push(SetLayersCommand(self, tuple(layers), text))
 
@@ -111,6 +122,40 @@ class ProjectDocument(QObject):
         self._experiment = dataclasses.replace(self._experiment, model=model)
         self.layers_changed.emit()
         self.changed.emit()
+
+    # the lock while a run trains ---------------------------------------------
+    def lock_layers(self, reason: str) -> None:
+        """Refuse layer edits (and undo/redo) until `unlock_layers()`, saying `reason`."""
+        if reason != self.layers_locked:
+            self.layers_locked = reason
+            self.layers_lock_changed.emit(reason)
+
+    def unlock_layers(self) -> None:
+        self.lock_layers("")
+
+    def undo_actions(
+        self, parent: QObject, undo: str = "&Undo", redo: str = "&Redo"
+    ) -> tuple[QAction, QAction]:
+        """Undo and Redo actions that name the step they take ("Undo Add Linear") and rest
+        while the layers are locked, since undoing could change them."""
+        stack = self.undo_stack
+        undo_action, redo_action = QAction(undo, parent), QAction(redo, parent)
+
+        def update() -> None:
+            if not all(shiboken6.isValid(item) for item in (stack, undo_action, redo_action)):
+                return  # the window is being destroyed: its stack says goodbye
+            free = not self.layers_locked
+            undo_action.setEnabled(free and stack.canUndo())
+            redo_action.setEnabled(free and stack.canRedo())
+            undo_action.setText(f"{undo} {stack.undoText()}".rstrip())
+            redo_action.setText(f"{redo} {stack.redoText()}".rstrip())
+
+        undo_action.triggered.connect(lambda: None if self.layers_locked else stack.undo())
+        redo_action.triggered.connect(lambda: None if self.layers_locked else stack.redo())
+        for signal in (stack.indexChanged, stack.cleanChanged, self.layers_lock_changed):
+            signal.connect(lambda *_: update())
+        update()
+        return undo_action, redo_action
 
     # whole-document operations ---------------------------------------------
     def replace(self, experiment: Experiment, path: Path | None) -> None:

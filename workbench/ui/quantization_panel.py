@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -27,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.controllers.current_model import CurrentModelHolder
 from workbench.controllers.quantization_controller import QuantizationController
-from workbench.engine.experiment import Experiment
 from workbench.engine.quantization import MeasureSettings, QuantizationOptions, ReportCard
 from workbench.engine.quantization.methods import QuantizationOutcome
 from workbench.engine.quantization.recipe import MAINTAINED_PATH, METHOD_LABELS, OBSERVERS
@@ -36,7 +34,6 @@ from workbench.engine.quantization.report import report_lines, summary_rows
 from workbench.ui.qt import pg
 from workbench.ui.widgets import named
 
-ModelSource = Callable[[], tuple[Experiment, Mapping[str, torch.Tensor] | None]]
 DEFAULT_OUTPUT = Path("~/.cache/workbench/quantized")
 NO_MODEL_REASON = "No trained model yet: train the experiment (or open its weights) first."
 FLOAT_COLOUR, INT8_COLOUR = "#0072B2", "#D55E00"  # Okabe-Ito blue and vermillion
@@ -49,13 +46,14 @@ PATH_TEXT = {
 
 
 class QuantizationPanel(QWidget):
-    """Views a quantization controller; `source()` says which model the lab would quantize."""
+    """Views a quantization controller; it quantizes the window's current model (`source`)
+    and names it above the form and on the report."""
 
     report_shown = Signal(object)  # ReportCard
 
     def __init__(
         self,
-        source: ModelSource,
+        source: CurrentModelHolder,
         controller: QuantizationController | None = None,
         parent: QWidget | None = None,
         *,
@@ -68,6 +66,7 @@ class QuantizationPanel(QWidget):
         self.controller = controller or QuantizationController(self)
         self.measure = measure or MeasureSettings()
         self.report: ReportCard | None = None
+        self.report_model = ""  # which model the running (or shown) report is of
         self.chart_values: dict[str, tuple[float, float]] = {}
         self._build(Path(output_folder))
         self._connect()
@@ -75,6 +74,10 @@ class QuantizationPanel(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self, output_folder: Path) -> None:
+        self.model_name = QLabel()
+        named(self.model_name, "quantizeModelName", "The model the lab quantizes")
+        self.report_title = QLabel()
+        named(self.report_title, "reportTitle", "Which model the report card is of")
         self.method = QComboBox()
         for method, label in METHOD_LABELS.items():
             self.method.addItem(f"{method}: {label}", method)
@@ -139,9 +142,11 @@ class QuantizationPanel(QWidget):
         results.addWidget(self.table, 1)
         results.addWidget(self.chart, 1)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.model_name)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
+        layout.addWidget(self.report_title)
         layout.addLayout(results, 1)
         layout.addWidget(self.notes)
         self._method_changed()
@@ -155,6 +160,7 @@ class QuantizationPanel(QWidget):
         self.controller.run_failed.connect(self._show_failure)
         self.controller.run_cancelled.connect(self._show_cancelled)
         self.controller.state_changed.connect(lambda _state: self.refresh())
+        self.source.changed.connect(lambda _model: self.refresh())
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(
@@ -189,15 +195,12 @@ class QuantizationPanel(QWidget):
 
     def unavailable_reason(self) -> str | None:
         """Why the lab cannot run now, or None."""
-        try:
-            _experiment, state = self.source()
-        except Exception as exc:  # noqa: BLE001 - the source belongs to the window; show why
-            return f"No model to quantize: {exc}"
-        return NO_MODEL_REASON if state is None else None
+        return None if self.source.model.trained else NO_MODEL_REASON
 
     def refresh(self) -> None:
         """Enable what makes sense now; show why quantizing is not possible, if it is not."""
         running = self.controller.is_running
+        self.model_name.setText(f"Model: {self.source.model.description}")
         reason = None if running else self.unavailable_reason()
         self.run_button.setEnabled(not running and reason is None)
         self.cancel_button.setEnabled(running and self.controller.state != "cancelling")
@@ -212,8 +215,9 @@ class QuantizationPanel(QWidget):
                 self.status.setText("Ready.")
 
     def start(self) -> None:
-        experiment, state = self.source()
-        if state is None or self.controller.is_running:
+        model = self.source.model
+        state = model.state_dict
+        if state is None or not model.trained or self.controller.is_running:
             self.refresh()
             return
         measure = MeasureSettings(
@@ -225,7 +229,8 @@ class QuantizationPanel(QWidget):
         output = Path(self.output.text()).expanduser()
         self.progress.setValue(0)
         self.status.setText("Starting…")
-        self.controller.start(experiment, state, self.options(), output, measure)
+        self.report_model = model.description
+        self.controller.start(model.experiment, state, self.options(), output, measure)
 
     # ------------------------------------------------------------------ results
     def _show_progress(self, text: str, fraction: float) -> None:
@@ -244,9 +249,22 @@ class QuantizationPanel(QWidget):
         self.progress.setValue(0)
         self.status.setText("Cancelled; nothing was written.")
 
+    def clear_report(self) -> None:
+        """Forget the report shown (another project: it was of another model)."""
+        self.report, self.report_model = None, ""
+        self.report_title.clear()
+        self.table.setRowCount(0)
+        self.chart.getPlotItem().clear()
+        self.chart_values = {}
+        self.notes.clear()
+        self.progress.setValue(0)
+        self.status.clear()
+        self.refresh()
+
     def show_report(self, card: ReportCard) -> None:
         """Fill the table, the chart and the notes from a report card."""
         self.report = card
+        self.report_title.setText(f"Report card of {self.report_model}: {card.method} int8")
         rows = list(summary_rows(card))
         names = card.class_names or tuple(str(i) for i in range(len(card.float_model.per_class)))
         changes = card.per_class_change_points

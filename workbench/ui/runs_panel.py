@@ -1,7 +1,8 @@
-"""Every finished run of the project side by side, kept in a side file, overlaid on the plots."""
+"""Every run of the project side by side, read back from the run folders, overlaid on the plots."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -20,9 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.controllers.training_controller import TrainingController
+from workbench.controllers.run_session import RunSession
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment
 from workbench.engine.reports import EpochReport
+from workbench.engine.run_history import RunResult, list_runs, project_key, update_run_label
 from workbench.ui.insight.run_list import RunListModel, RunRecord, run_record
 from workbench.ui.plots import PlotsPanel
 
@@ -155,6 +159,17 @@ class RunsTableModel(RunListModel):
         del self.checked[row]
         return super().delete_run(row)
 
+    def replace_run(self, row: int, run: RunRecord) -> None:
+        """Put a newer record of the same run in its place (a resumed run that finished)."""
+        self.runs[row] = run
+        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    def row_of(self, folder: str | Path | None) -> int | None:
+        if folder is None:
+            return None
+        found = [i for i, run in enumerate(self.runs) if run.folder == str(folder)]
+        return found[0] if found else None
+
     def load(self, path: str | Path) -> None:
         super().load(path)
         self.checked = [False] * len(self.runs)
@@ -189,26 +204,35 @@ class RunsTable(QTableView):
 
 
 class RunsPanel(QWidget):
-    """Finished runs: rename in place (double-click or F2), Delete removes a run from the list
-    (its folder stays), ticked runs are overlaid on the epoch plots. Bound to a project, the
-    list lives in `<project>.runs.json` and is saved after every change."""
+    """Every run of the project: rename in place (double-click or F2), Delete takes a run off
+    the list (its folder stays), ticked runs are overlaid on the epoch plots. The list is read
+    from the run folders under `runs_dir` labelled with the project (so runs of presets and
+    unsaved projects are there after a restart) and, bound to a project file, from
+    `<project>.runs.json` beside it, saved after every change. A run that never finished (a
+    crash, a kill) is listed as interrupted: Resume continues it from its checkpoint.pt."""
 
     runs_changed = Signal()
+    run_recorded = Signal(object, object)  # RunRecord, RunResult: a run of the session ended
+    resume_requested = Signal(str)  # the interrupted run's folder
 
     def __init__(
         self,
         plots: PlotsPanel,
-        controller: TrainingController,
+        session: RunSession,
+        runs_dir: Path | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("runsPanel")
         self.setAccessibleName("runsPanel")
-        self.plots, self.controller = plots, controller
+        self.plots, self.session, self.runs_dir = plots, session, runs_dir
         self.side_file: Path | None = None
+        self.project_path: Path | None = None
+        self.project_key = project_key(None)
         self.model = RunsTableModel(self)
         self._build()
-        controller.run_succeeded.connect(self._run_succeeded)
+        session.run_ended.connect(self.record_result)
+        session.state_changed.connect(lambda _state: self._update_buttons())
         self.model.dataChanged.connect(self._data_changed)
 
     def _build(self) -> None:
@@ -228,6 +252,7 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.delete_requested.connect(self.delete_selected)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.overlay_button = QPushButton("Overlay selected")
         self.overlay_button.setObjectName("overlayRunsButton")
         self.overlay_button.setToolTip("Draw the selected runs' epoch curves on the plots")
@@ -235,23 +260,33 @@ class RunsPanel(QWidget):
         self.clear_button = QPushButton("Clear overlays")
         self.clear_button.setObjectName("clearOverlaysButton")
         self.clear_button.clicked.connect(self.clear_overlays)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("resumeRunButton")
+        self.resume_button.setToolTip("Continue the selected interrupted run from its checkpoint")
+        self.resume_button.clicked.connect(self.resume_selected)
         self.delete_button = QPushButton("Delete")
         self.delete_button.setObjectName("deleteRunsButton")
         self.delete_button.setToolTip("Remove the selected runs from the list (Delete key)")
         self.delete_button.clicked.connect(self.delete_selected)
+        self.all_projects = QCheckBox("All projects")
+        self.all_projects.setObjectName("allProjectsToggle")
+        self.all_projects.setToolTip("Also list the runs of every other project kept here")
+        self.all_projects.toggled.connect(lambda _on: self.rebind())
         self.message = QLabel("Finished runs appear here. Tick a run to overlay its curves.")
         self.message.setObjectName("runsMessage")
         self.message.setWordWrap(True)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.overlay_button)
-        buttons.addWidget(self.clear_button)
+        for widget in (self.overlay_button, self.clear_button, self.all_projects):
+            buttons.addWidget(widget)
         buttons.addStretch(1)
+        buttons.addWidget(self.resume_button)
         buttons.addWidget(self.delete_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
+        self._update_buttons()
 
     # ------------------------------------------------------------------ runs
 
@@ -259,12 +294,19 @@ class RunsPanel(QWidget):
     def runs(self) -> list[RunRecord]:
         return self.model.runs
 
-    @Slot(dict)
-    def _run_succeeded(self, summary: dict[str, Any]) -> None:
-        trainer = self.controller.trainer
-        # A run stopped before its first epoch ended has nothing to compare.
-        if trainer is not None and trainer.history:
-            self.record_run(trainer.experiment, summary, trainer.history, trainer.out_dir)
+    @Slot(object)
+    def record_result(self, result: RunResult) -> RunRecord | None:
+        """List a run of the session that ended (one stopped before its first epoch ended has
+        nothing to compare and is left out); a resumed run takes its old row."""
+        if not result.history:
+            return None
+        row = self.model.row_of(result.folder)
+        name = self.runs[row].name if row is not None else result.name or self._next_name()
+        run = self.record_run(result.experiment, result.summary, result.history, result.folder,
+                              name=name, replace=row)  # fmt: skip
+        self._label(run, name=run.name)
+        self.run_recorded.emit(run, result)
+        return run
 
     def record_run(
         self,
@@ -272,10 +314,29 @@ class RunsPanel(QWidget):
         summary: Mapping[str, Any],
         history: Sequence[Mapping[str, Any] | EpochReport],
         folder: str | Path | None = None,
+        *,
+        name: str = "",
+        replace: int | None = None,
     ) -> RunRecord:
-        """Add a finished run (the controller's runs arrive by themselves; a DDP run's summary
-        and epoch reports can be handed in here)."""
-        record = run_record(self._next_name(), experiment, summary, folder)
+        """Add a run to the list from its experiment, summary and epoch reports."""
+        run = self._record(experiment, summary, history, folder, name or self._next_name())
+        if replace is None:
+            self.add_run(run)
+        else:
+            self.model.replace_run(replace, run)
+            self._redraw_overlays()
+            self._changed(f"{run.name} is {run.metrics.get('status') or 'done'}.")
+        return run
+
+    @staticmethod
+    def _record(
+        experiment: Experiment,
+        summary: Mapping[str, Any],
+        history: Sequence[Mapping[str, Any] | EpochReport],
+        folder: str | Path | None,
+        name: str,
+    ) -> RunRecord:
+        record = run_record(name, experiment, summary, folder)
         rows = [dataclasses.asdict(row) if isinstance(row, EpochReport) else dict(row)
                 for row in history]  # fmt: skip
         extra = {
@@ -283,9 +344,7 @@ class RunsPanel(QWidget):
             "parameters": summary.get("parameters"),
             "history": rows,
         }
-        run = dataclasses.replace(record, metrics={**record.metrics, **extra})
-        self.add_run(run)
-        return run
+        return dataclasses.replace(record, metrics={**record.metrics, **extra})
 
     def _next_name(self) -> str:
         taken = {run.name for run in self.runs}
@@ -305,10 +364,13 @@ class RunsPanel(QWidget):
 
     def delete_rows(self, rows: Sequence[int]) -> None:
         """Remove runs from the list (their folders on disk are left alone)."""
-        names = [self.model.delete_run(row).name for row in sorted(set(rows), reverse=True)]
-        if names:
+        removed = [self.model.delete_run(row) for row in sorted(set(rows), reverse=True)]
+        for run in removed:
+            self._label(run, hidden=True)
+        if removed:
             self._redraw_overlays()
-            self._changed(f"Removed {', '.join(reversed(names))} from the list (files kept).")
+            names = ", ".join(run.name for run in reversed(removed))
+            self._changed(f"Removed {names} from the list (files kept).")
 
     def selected_rows(self) -> list[int]:
         return sorted({index.row() for index in self.table.selectionModel().selectedRows()})
@@ -316,6 +378,36 @@ class RunsPanel(QWidget):
     @Slot()
     def delete_selected(self) -> None:
         self.delete_rows(self.selected_rows())
+
+    def resumable(self, row: int) -> bool:
+        """An interrupted run whose checkpoint.pt is still there."""
+        run = self.runs[row]
+        interrupted = run.metrics.get("status") == "interrupted"
+        return (
+            interrupted
+            and run.folder is not None
+            and (Path(run.folder) / "checkpoint.pt").is_file()
+        )
+
+    @Slot()
+    def resume_selected(self) -> None:
+        rows = self.selected_rows()
+        if len(rows) == 1 and self.resumable(rows[0]) and not self.session.is_running:
+            folder = self.runs[rows[0]].folder
+            assert folder is not None
+            self.resume_requested.emit(folder)
+
+    def _update_buttons(self) -> None:
+        rows = self.selected_rows()
+        can_resume = len(rows) == 1 and self.resumable(rows[0]) and not self.session.is_running
+        self.resume_button.setEnabled(can_resume)
+        self.delete_button.setEnabled(bool(rows))
+
+    def _label(self, run: RunRecord, **changes: Any) -> None:
+        """Keep a rename or a removal in the run folder's label too (it lasts a restart)."""
+        if run.folder is not None:
+            with contextlib.suppress(WorkbenchError, OSError):
+                update_run_label(Path(run.folder), **changes)
 
     # ------------------------------------------------------------------ overlays
 
@@ -336,10 +428,12 @@ class RunsPanel(QWidget):
         if Qt.ItemDataRole.CheckStateRole in roles:
             self._redraw_overlays()
             return
-        renamed = self.model.runs[top.row()].name
         if any(self.model.checked[top.row() : bottom.row() + 1]):
             self._redraw_overlays()
-        self._changed(f"Renamed to {renamed}.")
+        if top.column() == bottom.column() == 0:  # a rename (a replaced row spans every column)
+            run = self.model.runs[top.row()]
+            self._label(run, name=run.name)
+            self._changed(f"Renamed to {run.name}.")
 
     def _redraw_overlays(self) -> None:
         self.plots.clear_overlays()
@@ -350,6 +444,7 @@ class RunsPanel(QWidget):
 
     def _changed(self, message: str) -> None:
         self.message.setText(message)
+        self._update_buttons()
         if self.side_file is not None:
             self._save_quietly(self.side_file)
         self.runs_changed.emit()
@@ -370,18 +465,25 @@ class RunsPanel(QWidget):
         except OSError as exc:
             self.message.setText(f"Cannot save the run list to {path}: {exc.strerror or exc}")
 
-    def bind_project(self, project: str | Path | None, keep_runs: bool = False) -> None:
-        """Follow the project file: show its runs (from its side file, if any) and save there.
+    def bind_project(
+        self, project: str | Path | None, keep_runs: bool = False, key: str | None = None
+    ) -> None:
+        """Follow the project: show its runs (its side file, if any, and the run folders
+        labelled `key`, by default the file's) and save the list beside the file.
 
-        `keep_runs` (a Save As) moves the current runs to the new project instead. None (an
-        untitled project) keeps runs in memory only; a new project starts with an empty list.
+        `keep_runs` (a Save As) moves the current runs to the new project instead. An untitled
+        project or a preset (`key` `untitled`, `preset:NAME`) has no side file; its runs are
+        listed from their folders.
         """
         kept = list(self.runs) if keep_runs else []
+        self.project_path = Path(project) if project else None
+        self.project_key = key or project_key(self.project_path)
         self.side_file = runs_side_file(project) if project else None
         if project and Path(project).resolve().parent == BUNDLED_PRESETS:
             self.side_file = None
             self.message.setText(
-                "A bundled preset: its runs are not saved. Save the project to keep them."
+                "A bundled preset: its run list is not saved beside it; its runs are still "
+                "listed from their folders."
             )
         self.model.replace_runs([])
         if self.side_file is not None and self.side_file.is_file():
@@ -389,10 +491,31 @@ class RunsPanel(QWidget):
         if kept:
             for run in kept:
                 self.model.add_run(run)
+                self._label(run, project=self.project_key)
             if self.side_file is not None:
                 self._save_quietly(self.side_file)
+        self._add_folder_runs()
         self._redraw_overlays()
+        self._update_buttons()
         self.runs_changed.emit()
+
+    def rebind(self) -> None:
+        """List again (after All projects was ticked, or the folders changed)."""
+        self.bind_project(self.project_path, key=self.project_key)
+
+    def _add_folder_runs(self) -> None:
+        """The runs under runs_dir of this project (of every project with All projects)."""
+        if self.runs_dir is None:
+            return
+        listed = {run.folder for run in self.runs}
+        busy = self.session.folder if self.session.is_running else None
+        wanted = None if self.all_projects.isChecked() else self.project_key
+        for result in list_runs(self.runs_dir, wanted):
+            if str(result.folder) in listed or result.folder == busy or not result.history:
+                continue  # listed already, training now, or ended before its first epoch
+            name = result.name or (result.folder.name if result.folder else self._next_name())
+            self.model.add_run(self._record(result.experiment, result.summary, result.history,
+                                            result.folder, name))  # fmt: skip
 
     def _load_side_file(self, path: Path) -> None:
         try:

@@ -234,6 +234,14 @@ class EvaluationView(QWidget):
         else:
             self._clear_gallery("Click a cell of the matrix to see its samples, worst first.")
 
+    def clear(self) -> None:
+        """Forget the evaluation shown (another project's, or another model's)."""
+        self.result, self.samples = None, None
+        self.matrix_model.set_result(None)
+        self.accuracy.setText("No evaluation yet: train for an epoch.")
+        self.per_class.setRowCount(0)
+        self._clear_gallery("Click a cell of the matrix to see its samples, worst first.")
+
     def show_cell(self, true_class: int, predicted_class: int) -> list[int]:
         """List the cell's samples, highest loss first; returns their indices in the split."""
         if self.result is None:

@@ -1,4 +1,4 @@
-"""Extra observers registered on the controller: made per run, fed on the training thread."""
+"""Extra observers registered on the run session: made per run, fed on the training thread."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pytestqt.qtbot import QtBot
 from torch import nn
 
 from tests.conftest import PRESETS
-from workbench.controllers import training_controller
-from workbench.controllers.training_controller import TrainingController
+from workbench.controllers import local_run
+from workbench.controllers.run_session import RunSession
 from workbench.engine.cpu_threads import TRAINING_NICENESS
 from workbench.engine.experiment import Experiment, load_experiment
 from workbench.engine.reports import BaseObserver, BatchReport, EpochReport, RunStarted
@@ -54,13 +54,13 @@ def toy() -> Experiment:
     )
 
 
-def run(qtbot: QtBot, controller: TrainingController) -> None:
+def run(qtbot: QtBot, controller: RunSession) -> None:
     with qtbot.waitSignal(controller.run_ended, timeout=30_000):
         controller.start(toy())
 
 
 def test_each_run_gets_a_fresh_observer_fed_on_the_training_thread(qtbot: QtBot) -> None:
-    controller = TrainingController()
+    controller = RunSession()
     made: list[ThreadRecorder] = []
 
     def factory(trainer: Trainer) -> ThreadRecorder:
@@ -90,7 +90,7 @@ def test_each_run_gets_a_fresh_observer_fed_on_the_training_thread(qtbot: QtBot)
 
 
 def test_a_factory_may_skip_a_run_and_can_be_removed(qtbot: QtBot) -> None:
-    controller = TrainingController()
+    controller = RunSession()
     calls: list[Trainer] = []
 
     def factory(trainer: Trainer) -> None:
@@ -104,7 +104,8 @@ def test_a_factory_may_skip_a_run_and_can_be_removed(qtbot: QtBot) -> None:
     finally:
         controller.shutdown()
     assert len(calls) == 1
-    assert controller.trainer is not None and controller.trainer.history  # trained normally
+    result = controller.last_result
+    assert result is not None and len(result.history) == 3  # trained normally
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux thread priorities")
@@ -114,9 +115,9 @@ def test_the_training_thread_yields_to_the_gui_thread(
     """Before each run the GUI thread hands back its idle OpenMP team (it made the training
     thread's team sleep between operations); the training thread runs at a lower priority."""
     released_on: list[int] = []
-    real_release = training_controller.release_idle_cpu_threads
+    real_release = local_run.release_idle_cpu_threads
     monkeypatch.setattr(
-        training_controller,
+        local_run,
         "release_idle_cpu_threads",
         lambda: (released_on.append(threading.get_ident()), real_release())[1],
     )
@@ -126,7 +127,7 @@ def test_the_training_thread_yields_to_the_gui_thread(
         def on_started(self, report: RunStarted) -> None:
             niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
-    controller = TrainingController()
+    controller = RunSession()
     controller.add_observer_factory(lambda _trainer: NiceRecorder())
     gui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     try:

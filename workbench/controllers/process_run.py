@@ -1,9 +1,8 @@
-"""Runs a DDP experiment as a torchrun child process and replays rank 0's events as Qt signals.
+"""A DDP run: a torchrun child process whose rank-0 events replay as the session's signals.
 
-The window draws it with the same code as an in-process run: the public signals and methods are
-TrainingController's. Pausing and single steps cannot reach across processes (`supports_pause`
-is False); Stop asks the ranks to stop after their batch (SIGINT, as Ctrl+C does), then ends
-them (SIGTERM, then SIGKILL) if they have not ended after a grace period.
+The window draws it with the same code as an in-process run. Pausing and single steps cannot
+reach across processes; Stop asks the ranks to stop after their batch (SIGINT, as Ctrl+C does),
+then ends them (SIGTERM, then SIGKILL) if they have not ended after a grace period.
 """
 
 from __future__ import annotations
@@ -16,12 +15,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer
 
+from workbench.controllers.run_reports import RunSignals, SignalReporter
 from workbench.engine.ddp_launch import (
     RunOutcome,
     TorchrunOutput,
@@ -32,9 +32,7 @@ from workbench.engine.ddp_launch import (
 )
 from workbench.engine.event_stream import dispatch_event
 from workbench.engine.experiment import Experiment, save_experiment
-from workbench.engine.reports import BaseObserver, BatchReport, EpochReport, RunStarted
 
-EMIT_INTERVAL_SECONDS = 0.05  # at most ~20 batch updates a second reach the window
 STOP_GRACE_SECONDS = 10.0  # for the ranks to finish their batch and save, before SIGTERM
 KILL_GRACE_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 # The console lines rank 0 prints to stderr repeat what its events say: keep them out of the log.
@@ -57,65 +55,30 @@ def _is_console_echo(line: str) -> bool:
     return line.startswith(_CONSOLE_ECHOES)
 
 
-class _SignalObserver(BaseObserver):
-    """Turns replayed events into the controller's signals; batch reports wait to be batched."""
+class ProcessRun(QObject):
+    """Starts and stops one torchrun DDP run at a time; `shutdown()` ends every rank.
 
-    def __init__(self, controller: ProcessTrainingController) -> None:
-        self.controller = controller
-
-    def on_started(self, report: RunStarted) -> None:
-        self.controller.run_started.emit(report)
-
-    def on_batch_end(self, report: BatchReport) -> None:
-        self.controller._pending.append(report)
-
-    def on_epoch_end(self, report: EpochReport) -> None:
-        self.controller.epoch_ended.emit(report)
-
-    def on_log(self, text: str) -> None:
-        self.controller.log_received.emit(text)
-
-    def on_finished(self, summary: dict[str, Any]) -> None:
-        self.controller._ended_with_event = True
-        self.controller.run_succeeded.emit(summary)
-
-    def on_failed(self, message: str) -> None:
-        self.controller._ended_with_event = True
-        self.controller.run_failed.emit(message)
-
-
-class ProcessTrainingController(QObject):
-    """Starts and stops one torchrun DDP run at a time; `shutdown()` ends every rank."""
-
-    supports_pause = False  # pause and single steps cannot reach across processes
-
-    run_started = Signal(object)  # RunStarted
-    batches_reported = Signal(list)  # list[BatchReport]
-    epoch_ended = Signal(object)  # EpochReport
-    log_received = Signal(str)
-    run_succeeded = Signal(dict)
-    run_failed = Signal(str)
-    state_changed = Signal(str)  # "idle" | "running" (never "paused")
-    run_ended = Signal()
+    Its reports become `signals`' signals (the session's); `ended()` is called once the process
+    has gone (`reporter.summary` or `reporter.failure` then say how the run ended).
+    """
 
     def __init__(
         self,
+        signals: RunSignals,
+        ended: Callable[[], None],
         parent: QObject | None = None,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
         kill_grace_seconds: float = KILL_GRACE_SECONDS,
     ) -> None:
         super().__init__(parent)
+        self.signals, self.ended = signals, ended
         self.stop_grace_seconds = stop_grace_seconds
         self.kill_grace_seconds = kill_grace_seconds
-        self.state = "idle"
         self._process: QProcess | None = None
         self._run_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._observer = _SignalObserver(self)
-        self._pending: list[BatchReport] = []
-        self._last_emit = 0.0
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
-        self._flush_timer.timeout.connect(self._flush_batches)
+        self._flush_timer.timeout.connect(lambda: self.reporter.pacer.flush())
         self._escalation = QTimer(self)
         self._escalation.setSingleShot(True)
         self._escalation.timeout.connect(self._escalate)
@@ -125,10 +88,9 @@ class ProcessTrainingController(QObject):
         self._stdout_tail = b""
         self._stderr_tail = b""
         self._output = TorchrunOutput()
-        self._ended_with_event = False
-        self._stop_requested = False
+        self.reporter = SignalReporter(self.signals)
+        self.stop_requested = False
         self._terminated = False
-        self._pending = []
 
     @property
     def is_running(self) -> bool:
@@ -148,16 +110,13 @@ class ProcessTrainingController(QObject):
         self,
         experiment: Experiment,
         out_dir: str | Path | None = None,
-        start_paused: bool = False,
         resume_from: str | Path | None = None,
         nproc: int | None = None,
     ) -> None:
         """Launch `nproc` ranks (default: train.ddp.nproc_per_node); bad input arrives as
-        `run_failed`, as with TrainingController."""
+        `run_failed`, as for an in-process run."""
         if self.is_running:
             raise RuntimeError("a run is already in progress")
-        if start_paused:
-            raise ValueError("a DDP run cannot start paused: pausing needs a single process")
         processes = nproc if nproc is not None else experiment.train.ddp.nproc_per_node
         self._reset_run_state()
         self._run_dir = tempfile.TemporaryDirectory(prefix="workbench-ddp-")
@@ -170,8 +129,7 @@ class ProcessTrainingController(QObject):
             arguments.append(f"--resume={Path(resume_from).resolve()}")
         self._process = self._make_process(torchrun_command(arguments, processes), processes)
         self._process.start()
-        self._set_state("running")
-        self.log_received.emit(f"Starting {processes} training processes with torchrun...")
+        self.signals.log_received.emit(f"Starting {processes} training processes with torchrun...")
 
     def _make_process(self, command: list[str], nproc: int) -> QProcess:
         assert self._run_dir is not None
@@ -190,10 +148,6 @@ class ProcessTrainingController(QObject):
         process.finished.connect(functools.partial(self._on_finished, process))
         process.errorOccurred.connect(functools.partial(self._on_error, process))
         return process
-
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        self.state_changed.emit(state)
 
     # ------------------------------------------------------------------ output
 
@@ -214,14 +168,12 @@ class ProcessTrainingController(QObject):
         except ValueError:
             event = None
         if not isinstance(event, dict) or "event" not in event:
-            self.log_received.emit(line)
+            self.reporter.on_log(line)
             return
-        if event["event"] != "batch_end":
-            self._flush_batches()
         try:
-            dispatch_event(event, self._observer)
+            dispatch_event(event, self.reporter)
         except TypeError:  # an event of another version: show it rather than fail
-            self.log_received.emit(line)
+            self.reporter.on_log(line)
 
     def _read_stderr(self) -> None:
         if self._process is None:
@@ -235,24 +187,13 @@ class ProcessTrainingController(QObject):
         for line in lines:
             text = line.rstrip()
             if text and not _is_console_echo(text):
-                self.log_received.emit(text)
+                self.reporter.on_log(text)
 
     def _schedule_flush(self) -> None:
-        """Emit pending batches now if the last emit was long enough ago, else a bit later."""
-        if not self._pending:
-            return
-        wait = EMIT_INTERVAL_SECONDS - (time.monotonic() - self._last_emit)
-        if wait <= 0:
-            self._flush_batches()
-        elif not self._flush_timer.isActive():
-            self._flush_timer.start(max(1, int(wait * 1000)))
-
-    def _flush_batches(self) -> None:
-        self._flush_timer.stop()
-        if self._pending:
-            batches, self._pending = self._pending, []
-            self.batches_reported.emit(batches)
-        self._last_emit = time.monotonic()
+        """Batches the pacer held back go once their time has come (this thread has a loop)."""
+        pacer = self.reporter.pacer
+        if pacer.pending and not self._flush_timer.isActive():
+            self._flush_timer.start(max(1, int(pacer.due_in() * 1000)))
 
     # ------------------------------------------------------------------ ending
 
@@ -267,8 +208,8 @@ class ProcessTrainingController(QObject):
             self._show_log_lines(self._output.feed(self._stderr_tail.decode(errors="replace")))
         self._stdout_tail = self._stderr_tail = b""
         self._show_log_lines(self._output.finish())
-        self._flush_batches()
-        if not self._ended_with_event:
+        self.reporter.pacer.flush()
+        if self.reporter.summary is None and self.reporter.failure is None:
             self._report_ending(self._outcome(exit_code))
         self._cleanup()
 
@@ -281,17 +222,18 @@ class ProcessTrainingController(QObject):
         return outcome
 
     def _report_ending(self, outcome: RunOutcome) -> None:
-        if self._stop_requested:
-            self.log_received.emit("Stopped: the training processes have ended.")
+        """Say how a run without a last event ended."""
+        if self.stop_requested:
+            self.reporter.on_log("Stopped: the training processes have ended.")
         elif outcome.code == 0:
-            self.run_failed.emit("the training processes ended without reporting a result")
+            self.reporter.on_failed("the training processes ended without reporting a result")
         else:
-            self.run_failed.emit(outcome.message or "the training processes failed")
+            self.reporter.on_failed(outcome.message or "the training processes failed")
 
     def _on_error(self, process: QProcess, error: QProcess.ProcessError) -> None:
         if process is not self._process or error != QProcess.ProcessError.FailedToStart:
             return
-        self.run_failed.emit(f"could not start torchrun ({process.errorString()})")
+        self.reporter.on_failed(f"could not start torchrun ({process.errorString()})")
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -304,17 +246,16 @@ class ProcessTrainingController(QObject):
             with contextlib.suppress(OSError):
                 self._run_dir.cleanup()
             self._run_dir = None
-        self._set_state("idle")
-        self.run_ended.emit()
+        self.ended()
 
     # ------------------------------------------------------------------ stopping
 
     def stop(self) -> None:
         """Ask every rank to stop after its batch (files are written); end them if they don't."""
-        if self._process is None or self._stop_requested:
+        if self._process is None or self.stop_requested:
             return
-        self._stop_requested = True
-        self.log_received.emit("Stopping after this batch...")
+        self.stop_requested = True
+        self.reporter.on_log("Stopping after this batch...")
         if sys.platform == "win32":
             self._process.terminate()
         else:
@@ -361,7 +302,7 @@ class ProcessTrainingController(QObject):
         process = self._process
         if process is None:
             return True
-        self._stop_requested = True
+        self.stop_requested = True
         self._terminated = True
         self._terminate()
         grace_ms = min(int(self.kill_grace_seconds * 1000), timeout_ms)

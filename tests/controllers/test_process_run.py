@@ -1,4 +1,4 @@
-"""ProcessTrainingController: a torchrun run seen through the window's signals, and Stop.
+"""A DDP run of the RunSession: a torchrun run seen through the window's signals, and Stop.
 
 Two tests start real 2-process gloo runs; the rest run a tiny stand-in child that prints what
 torchrun's rank 0 would, so the event replay, the failure message and the SIGINT -> SIGTERM ->
@@ -7,6 +7,7 @@ SIGKILL escalation are checked in a fraction of a second.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -17,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
-import workbench.controllers.process_training_controller as module
+import workbench.controllers.process_run as module
+from tests import factories
 from tests.conftest import PRESETS
-from workbench.controllers.process_training_controller import ProcessTrainingController
-from workbench.engine.experiment import load_experiment
-from workbench.engine.reports import BatchReport, EpochReport, RunStarted
+from tests.factories import STARTED_FIELDS
+from workbench.controllers.run_session import RunSession
+from workbench.engine.experiment import Experiment, load_experiment
+from workbench.engine.reports import BatchReport, EpochReport, RunStarted, as_event
+from workbench.engine.run_history import RunResult
 
 MARKER = "WORKBENCH_TEST_MARKER"
 RUN_TIMEOUT_MS = 180_000  # a loaded 2-core machine starts torch slowly; a hang still fails
@@ -31,7 +36,7 @@ RUN_TIMEOUT_MS = 180_000  # a loaded 2-core machine starts torch slowly; a hang 
 class Recorder:
     """Every signal of a controller, in order."""
 
-    def __init__(self, controller: ProcessTrainingController) -> None:
+    def __init__(self, controller: RunSession) -> None:
         self.signals: list[tuple[str, Any]] = []
         for name in (
             "run_started",
@@ -41,11 +46,11 @@ class Recorder:
             "run_succeeded",
             "run_failed",
             "state_changed",
+            "run_ended",
         ):
             getattr(controller, name).connect(
                 lambda value, name=name: self.signals.append((name, value))
             )
-        controller.run_ended.connect(lambda: self.signals.append(("run_ended", None)))
 
     def values(self, name: str) -> list[Any]:
         return [value for kind, value in self.signals if kind == name]
@@ -55,8 +60,8 @@ class Recorder:
 
 
 @pytest.fixture
-def controller(qapp: object) -> Iterator[ProcessTrainingController]:
-    created = ProcessTrainingController()
+def controller(qapp: object) -> Iterator[RunSession]:
+    created = RunSession()
     yield created
     assert created.shutdown(10_000)
     assert not created.is_running
@@ -102,17 +107,14 @@ def event(name: str, **fields: Any) -> str:
     return json.dumps({"event": name, **fields})
 
 
-STARTED = dict(
-    epochs=1,
-    batches_per_epoch=5,
-    train_size=40,
-    val_size=8,
-    parameters=82,
-    device="cpu",
-    precision="32-true",
-    world_size=2,
-    effective_batch_size=8,
-)
+STARTED = STARTED_FIELDS | {"epochs": 1, "batches_per_epoch": 5, "world_size": 2}
+
+
+def ddp(name: str = "toy-mlp") -> Experiment:
+    """A preset with [train.ddp] enabled: the session runs it through torchrun."""
+    experiment = load_experiment(PRESETS / f"{name}.toml")
+    spec = dataclasses.replace(experiment.train.ddp, enabled=True)
+    return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, ddp=spec))
 
 
 # ------------------------------------------------------------------ real torchrun runs
@@ -120,13 +122,13 @@ STARTED = dict(
 
 @needs_proc
 def test_a_two_process_toy_run_reaches_run_succeeded(
-    qtbot: Any, controller: ProcessTrainingController, marker: str, tmp_path: Path
+    qtbot: Any, controller: RunSession, marker: str, tmp_path: Path
 ) -> None:
     recorder = Recorder(controller)
-    assert controller.supports_pause is False
     with qtbot.waitSignal(controller.run_ended, timeout=RUN_TIMEOUT_MS):
-        controller.start(load_experiment(PRESETS / "toy-mlp.toml"), out_dir=tmp_path, nproc=2)
+        controller.start(ddp(), out_dir=tmp_path, nproc=2)
         assert controller.state == "running"
+        assert controller.supports_pause is False
 
     assert recorder.values("run_failed") == []
     started = recorder.values("run_started")
@@ -144,14 +146,22 @@ def test_a_two_process_toy_run_reaches_run_succeeded(
     assert recorder.names()[-2:] == ["state_changed", "run_ended"]
     assert controller.state == "idle" and not controller.is_running
     assert processes_with_marker(marker) == []
+    # The run's result, read back from its folder: the same numbers, the final weights.
+    (result,) = recorder.values("run_ended")
+    assert isinstance(result, RunResult) and result.ended == "completed"
+    assert result.folder == tmp_path and result.summary["world_size"] == 2
+    assert [report.epoch for report in result.history] == [1, 2, 3]
+    saved = torch.load(tmp_path / "model.pth", weights_only=True)
+    assert result.state_dict is not None and set(result.state_dict) == set(saved)
+    assert all(torch.equal(result.state_dict[key], saved[key]) for key in saved)
 
 
 @needs_proc
 def test_stop_mid_run_stops_every_rank_and_keeps_the_files(
     qtbot: Any, marker: str, tmp_path: Path
 ) -> None:
-    experiment = load_experiment(PRESETS / "moons-mlp.toml")
-    controller = ProcessTrainingController(stop_grace_seconds=90)  # room for a loaded machine
+    experiment = ddp("moons-mlp")
+    controller = RunSession(stop_grace_seconds=90)  # room for a loaded machine
     recorder = Recorder(controller)
     controller.batches_reported.connect(lambda batches: controller.stop())
     try:
@@ -165,13 +175,13 @@ def test_stop_mid_run_stops_every_rank_and_keeps_the_files(
     (summary,) = recorder.values("run_succeeded")
     assert summary["status"] == "stopped"
     assert (tmp_path / "run" / "model.pth").is_file()
+    (result,) = recorder.values("run_ended")
+    assert result.ended == "stopped" and result.state_dict is not None
     assert processes_with_marker(marker) == []
 
 
 def _long(experiment: Any) -> Any:
     """The moons preset made long enough that Stop always arrives mid-run."""
-    import dataclasses
-
     return dataclasses.replace(
         experiment,
         data=dataclasses.replace(experiment.data, batch_size=2),
@@ -183,28 +193,15 @@ def _long(experiment: Any) -> Any:
 
 
 def test_events_replay_as_signals_with_batches_grouped(
-    qtbot: Any, controller: ProcessTrainingController, monkeypatch: pytest.MonkeyPatch
+    qtbot: Any, controller: RunSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lines = [event("started", **STARTED)]
     lines += [
-        event(
-            "batch_end", epoch=1, batch=i, batches=5, loss=0.5, step=i + 1, samples_per_second=9.0
-        )
+        json.dumps(as_event("batch_end", factories.batch(1, i, 5, 0.5, i + 1, 9.0)))
         for i in range(5)
     ]
     lines += [
-        event(
-            "epoch_end",
-            epoch=1,
-            epochs=1,
-            train_loss=0.5,
-            train_accuracy=0.75,
-            val_loss=0.6,
-            val_accuracy=0.5,
-            lr=0.1,
-            samples_per_second=9.0,
-            elapsed_seconds=1.0,
-        ),
+        json.dumps(as_event("epoch_end", factories.epoch_report(epochs=1, val_accuracy=0.5))),
         event("log", text="Restored the best weights (epoch 1)"),
         "not an event",
         event("finished", summary={"status": "completed", "world_size": 2}),
@@ -222,7 +219,7 @@ def test_events_replay_as_signals_with_batches_grouped(
     )
     recorder = Recorder(controller)
     with qtbot.waitSignal(controller.run_ended, timeout=30_000):
-        controller.start(load_experiment(PRESETS / "toy-mlp.toml"), nproc=2)
+        controller.start(ddp(), nproc=2)
 
     names = recorder.names()
     assert names.index("batches_reported") < names.index("epoch_ended")
@@ -237,7 +234,7 @@ def test_events_replay_as_signals_with_batches_grouped(
 
 
 def test_a_crashed_rank_ends_the_run_with_its_reason(
-    qtbot: Any, controller: ProcessTrainingController, monkeypatch: pytest.MonkeyPatch
+    qtbot: Any, controller: RunSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stand_in_child(
         monkeypatch,
@@ -253,12 +250,13 @@ def test_a_crashed_rank_ends_the_run_with_its_reason(
     )
     recorder = Recorder(controller)
     with qtbot.waitSignal(controller.run_ended, timeout=30_000):
-        controller.start(load_experiment(PRESETS / "toy-mlp.toml"), nproc=2)
+        controller.start(ddp(), nproc=2)
 
-    assert recorder.values("run_failed") == [
-        "training process rank 1 was killed by SIGKILL; the other ranks were stopped"
-    ]
+    message = "training process rank 1 was killed by SIGKILL; the other ranks were stopped"
+    assert recorder.values("run_failed") == [message]
     assert recorder.values("run_succeeded") == []
+    (result,) = recorder.values("run_ended")
+    assert (result.ended, result.message, result.state_dict) == ("failed", message, None)
 
 
 @needs_proc
@@ -276,11 +274,11 @@ def test_stop_escalates_to_sigkill_when_the_child_ignores_signals(
             time.sleep(1)
         """,
     )
-    controller = ProcessTrainingController(stop_grace_seconds=0.2, kill_grace_seconds=0.2)
+    controller = RunSession(stop_grace_seconds=0.2, kill_grace_seconds=0.2)
     recorder = Recorder(controller)
     try:
         with qtbot.waitSignal(controller.log_received, check_params_cb=lambda t: t == "ready"):
-            controller.start(load_experiment(PRESETS / "toy-mlp.toml"), nproc=2)
+            controller.start(ddp(), nproc=2)
         pid = controller.process_id
         with qtbot.waitSignal(controller.run_ended, timeout=10_000):
             controller.stop()
@@ -307,20 +305,19 @@ def test_shutdown_ends_a_running_child_at_once(
             time.sleep(1)
         """,
     )
-    controller = ProcessTrainingController()
+    controller = RunSession()
     recorder = Recorder(controller)
     with qtbot.waitSignal(controller.log_received, check_params_cb=lambda t: t == "ready"):
-        controller.start(load_experiment(PRESETS / "toy-mlp.toml"), nproc=2)
+        controller.start(ddp(), nproc=2)
     with pytest.raises(RuntimeError, match="already in progress"):
-        controller.start(load_experiment(PRESETS / "toy-mlp.toml"), nproc=2)
+        controller.start(ddp(), nproc=2)
 
     assert controller.shutdown(5_000)
     assert recorder.names()[-1] == "run_ended" and controller.state == "idle"
     assert processes_with_marker(marker) == []
 
 
-def test_pausing_is_refused_up_front(controller: ProcessTrainingController) -> None:
-    assert controller.supports_pause is False
+def test_pausing_is_refused_up_front(controller: RunSession) -> None:
     with pytest.raises(ValueError, match="cannot start paused"):
-        controller.start(load_experiment(PRESETS / "toy-mlp.toml"), start_paused=True)
+        controller.start(ddp(), start_paused=True)
     assert not controller.is_running and controller.state == "idle"
