@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from workbench.engine.errors import DatasetError
@@ -101,21 +100,6 @@ def test_ctrl_c_in_the_window_ends_it_quietly_with_130(
     assert code == 130
     assert capsys.readouterr().err == ""
     assert not log_path.exists()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    main = MainWindow(
-        settings=settings, runs_dir=tmp_path / "runs", recovery_dir=tmp_path / "recovery"
-    )
-    qtbot.addWidget(main)
-    main.open_startup(None)
-    yield main
-    main.controller.shutdown()
-    main.data_panel.shutdown()
-    main.insight_panel.shutdown()
 
 
 @pytest.mark.parametrize(

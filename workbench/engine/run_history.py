@@ -20,7 +20,7 @@ from workbench.engine.experiment import Experiment, dump_experiment, parse_exper
 from workbench.engine.reports import EpochReport
 from workbench.engine.run_files import METRIC_COLUMNS
 
-RUN_LABEL = "run.json"  # written by the window when a run starts: project, name, experiment
+RUN_LABEL = "label.json"  # written by the window when a run starts: project, name, experiment
 LABEL_FORMAT = "workbench-run/1"
 ENDINGS = ("completed", "early_stopped", "stopped", "failed", "interrupted")
 # A run folder the window made, and files the trainer writes in one.
@@ -108,7 +108,7 @@ def write_run_label(folder: Path, project: str, experiment: Experiment) -> None:
 
 
 def read_run_label(folder: Path) -> dict[str, Any]:
-    """The folder's run.json, or {} when it has none (a run made outside the window)."""
+    """The folder's label.json, or {} when it has none (a run made outside the window)."""
     path = folder / RUN_LABEL
     if not path.is_file():
         return {}
