@@ -37,6 +37,7 @@ from workbench.ui.recovery import RecoveryStore
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
 from workbench.ui.window_model import ModelActions
+from workbench.ui.window_profile_export import ProfileExportActions
 from workbench.ui.window_projects import (
     CHECKPOINT_SUFFIXES,
     DEFAULT_PRESET,
@@ -66,7 +67,7 @@ def default_runs_dir() -> Path:
     return Path(location or Path.home() / ".local/share/torch-workbench") / "runs"
 
 
-class MainWindow(ProjectFiles, RunControls, ModelActions):
+class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions):
     """Composes the panels around one ProjectDocument, one RunSession and one current model.
 
     Built in two steps so that a user sees the window at once: the frame (title, size, a
@@ -195,6 +196,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.quantization_panel = QuantizationPanel(self.current)
         self.tabs.addTab(self.quantization_panel, "&Quantize")
+        self.build_profile_tab()
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()
@@ -331,6 +333,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         run_menu = bar.addMenu("&Run")
         for action in (self.train_action, self.pause_action, self.step_action, self.stop_action):
             run_menu.addAction(action)
+        self.add_profile_export_actions(file_menu, run_menu, toolbar)
         self.view_menu = bar.addMenu("&View")
         for dock in (
             self.layers_dock,

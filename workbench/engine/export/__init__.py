@@ -9,6 +9,7 @@ from workbench.engine.export.exporter import (
     check_request,
     export_experiment,
     export_model,
+    export_state,
 )
 from workbench.engine.export.formats import FORMATS, SUFFIXES, ExportFailed
 from workbench.engine.export.quantized import UnsupportedExport, is_quantized_file
@@ -26,5 +27,6 @@ __all__ = [
     "check_request",
     "export_experiment",
     "export_model",
+    "export_state",
     "is_quantized_file",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +167,41 @@ def export_experiment(
         raise ExportError(f"--weights {weights}: no such file")
     say("loading the model", 0.0)
     model, kind, legacy = _load_model(experiment, weights, fmt)
+    return _export_loaded(experiment, model, fmt, target, opset, atol, say, kind, legacy)
+
+
+def export_state(
+    experiment: Experiment,
+    state_dict: Mapping[str, torch.Tensor],
+    fmt: str,
+    output: str | Path,
+    *,
+    opset: int | None = None,
+    atol: float = DEFAULT_ATOL,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ExportResult:
+    """Export the experiment's model with float weights already in memory (the window's
+    current model)."""
+    say = progress or (lambda _text, _fraction: None)
+    target = check_request(fmt, output, opset, atol, force)
+    say("building the model", 0.0)
+    model = build_experiment_model(experiment).module
+    model.load_state_dict(state_dict)
+    return _export_loaded(experiment, model, fmt, target, opset, atol, say)
+
+
+def _export_loaded(
+    experiment: Experiment,
+    model: nn.Module,
+    fmt: str,
+    target: Path,
+    opset: int | None,
+    atol: float,
+    say: ProgressCallback,
+    kind: str = "float32",
+    legacy: bool = False,
+) -> ExportResult:
     sample = sample_batch(experiment, model, max(CHECK_BATCHES))
     say(f"exporting to {fmt}", 0.2)
     result = export_model(

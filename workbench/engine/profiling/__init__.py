@@ -4,6 +4,8 @@ from workbench.engine.profiling.errors import ProfileCancelled, ProfileError
 from workbench.engine.profiling.profiler import (
     BatchFeed,
     ProfileOptions,
+    experiment_setup,
+    experiment_what_ifs,
     profile_experiment,
     profile_model,
 )
@@ -15,7 +17,7 @@ from workbench.engine.profiling.report import (
     WhatIf,
 )
 from workbench.engine.profiling.train_step import TrainingSetup
-from workbench.engine.profiling.what_ifs import WhatIfSettings
+from workbench.engine.profiling.what_ifs import WhatIfSettings, compile_problem
 
 __all__ = [
     "BatchFeed",
@@ -29,6 +31,9 @@ __all__ = [
     "TrainingSetup",
     "WhatIf",
     "WhatIfSettings",
+    "compile_problem",
+    "experiment_setup",
+    "experiment_what_ifs",
     "profile_experiment",
     "profile_model",
 ]

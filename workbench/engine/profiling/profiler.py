@@ -98,6 +98,33 @@ def profile_experiment(
     """Build the experiment's model (with `weights` if given) and profile its training step on
     the experiment's data, or on random batches of its shape where the data is not here."""
     options = options or ProfileOptions()
+    setup, feed = experiment_setup(experiment, options, weights)
+    return profile_model(setup, feed, options, progress=progress, stop=stop)
+
+
+def experiment_what_ifs(
+    experiment: Experiment,
+    options: ProfileOptions | None = None,
+    *,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[WhatIf, ...]:
+    """Only the what-ifs of `profile_experiment` (the window measures them on demand)."""
+    options = options or ProfileOptions()
+    setup, feed = experiment_setup(experiment, options, weights)
+    claim_intra_op_threads()
+    with torch_threads(options.threads):
+        rows = measure_what_ifs(setup, feed.next_batch(), options.what_if_settings, progress, stop)
+    return tuple(rows)
+
+
+def experiment_setup(
+    experiment: Experiment,
+    options: ProfileOptions,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[TrainingSetup, BatchFeed]:
+    """The experiment's model (with `weights`), trained as configured, and its batches."""
     train = experiment.train
     device = resolve_device(options.device or train.device)
     precision = options.precision or train.precision
@@ -116,7 +143,7 @@ def profile_experiment(
         channels_last=uses_channels_last(train.memory_format, model),
         clip=train.gradient_clip_val,
     )
-    return profile_model(setup, feed, options, progress=progress, stop=stop)
+    return setup, feed
 
 
 def profile_model(

@@ -7,6 +7,7 @@ median of the paired time ratios. Nothing is assumed to help.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import threading
 import time
@@ -30,6 +31,7 @@ from workbench.engine.profiling.report import (
 from workbench.engine.profiling.train_step import StepRunner, TrainingSetup
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+COMPILERS = ("c++", "g++", "clang++")  # what inductor's C++ builder looks for
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,9 @@ def _compiled(
         return WhatIf(
             name, SKIPPED, "ask for it with --compile; compiling takes a minute or more on a CPU"
         )
+    problem = compile_problem(setup.torch_device.type)
+    if problem is not None:
+        return WhatIf(name, NOT_AVAILABLE, problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -167,6 +172,17 @@ def _larger_batch(
         return WhatIf(name, FAILED, f"out of memory at {factor}x the batch")
     detail = f"{factor}x data.batch_size; the speed is samples per second"
     return WhatIf(name, MEASURED, detail, ratio * factor)
+
+
+def compile_problem(device_type: str) -> str | None:
+    """Why torch.compile cannot work here (None where it may): inductor compiles C++ on a CPU."""
+    from torch._dynamo.eval_frame import is_dynamo_supported
+
+    if not is_dynamo_supported():
+        return "torch.compile does not support this Python version"
+    if device_type == "cpu" and not any(shutil.which(cc) for cc in COMPILERS):
+        return "torch.compile needs a C++ compiler (g++ or clang++) on PATH for a CPU; none found"
+    return None
 
 
 def _compile(model: nn.Module) -> nn.Module:
