@@ -106,6 +106,22 @@ def test_what_ifs_are_measured_on_demand_and_shown_as_speed_ratios(
     assert table.item(rows["batch 32"], 1).text() != "—"
 
 
+def test_a_profile_can_be_cancelled_and_shows_nothing(
+    qtbot: QtBot, mnist_window: MainWindow
+) -> None:
+    panel = mnist_window.profile_panel
+    panel.steps.setValue(200)
+    with qtbot.waitSignal(panel.job.progressed, timeout=JOB_TIMEOUT_MS):
+        assert mnist_window.profile_current_model()
+    assert panel.cancel_button.isEnabled() and not panel.profile_button.isEnabled()
+    with qtbot.waitSignal(panel.job.cancelled, timeout=JOB_TIMEOUT_MS):
+        panel.cancel_button.click()
+    qtbot.waitUntil(lambda: not panel.job.is_busy)
+    assert panel.status.text() == "Cancelled: nothing measured."
+    assert panel.table_model.rowCount() == 0 and panel.report is None
+    assert panel.profile_button.isEnabled() and not panel.what_if_button.isEnabled()
+
+
 def test_profile_is_refused_while_a_run_trains(
     mnist_window: MainWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:

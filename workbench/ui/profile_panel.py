@@ -127,7 +127,7 @@ class ProfilePanel(QWidget):
         self.job.progressed.connect(self._progressed)
         self.job.succeeded.connect(self._succeeded)
         self.job.failed.connect(self._failed)
-        self.job.cancelled.connect(lambda _kind: self._say("Cancelled: nothing was measured."))
+        self.job.cancelled.connect(lambda kind: self._failed(kind, "Cancelled: nothing measured."))
         self.job.busy_changed.connect(self._busy_changed)
         self._build()
         self._busy_changed(False)
@@ -187,7 +187,7 @@ class ProfilePanel(QWidget):
         splitter.addWidget(self.table)
         splitter.addWidget(self._what_if_box())
         splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(1, 2)
 
         box = QVBoxLayout(self)
         box.addWidget(self.heading)
@@ -215,10 +215,13 @@ class ProfilePanel(QWidget):
         header = self.what_if_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        self.what_if_table.setWordWrap(False)
+        self.what_if_table.setMinimumHeight(130)
+        self.what_if_status = tagged(QLabel(""), "profileWhatIfStatus")
         row = QHBoxLayout()
         row.addWidget(self.what_if_button)
         row.addWidget(self.compile_check)
-        row.addStretch(1)
+        row.addWidget(self.what_if_status, 1)
         box = QVBoxLayout(group)
         box.addLayout(row)
         box.addWidget(self.what_if_table)
@@ -250,7 +253,7 @@ class ProfilePanel(QWidget):
         compile_too = self.compile_check.isEnabled() and self.compile_check.isChecked()
         work = what_ifs_work(source.experiment, source.weights, compile_too)
         self.job.start(WHAT_IFS, work, "The what-ifs stopped by an unexpected error")
-        self._say("Measuring what-ifs…")
+        self.what_if_status.setText("Measuring: each what-if trains copies of the model…")
         return True
 
     def save_trace_dialog(self) -> None:
@@ -291,8 +294,8 @@ class ProfilePanel(QWidget):
         if busy:
             self.progress.setValue(0)
 
-    def _failed(self, _kind: str, message: str) -> None:
-        self._say(message)
+    def _failed(self, kind: str, message: str) -> None:
+        (self.what_if_status.setText if kind == WHAT_IFS else self._say)(message)
 
     def _succeeded(self, kind: str, result: object) -> None:
         if kind == PROFILE and isinstance(result, ProfileReport):
@@ -323,6 +326,7 @@ class ProfilePanel(QWidget):
             f"step's peak"
         )
         self.what_if_table.setRowCount(0)
+        self.what_if_status.setText("Not measured yet: they take a minute or so")
         hottest = report.hottest
         data = "" if report.real_data else "; random batches shaped like the data"
         self._say(
@@ -349,7 +353,9 @@ class ProfilePanel(QWidget):
                 how = COMPILE_SKIPPED
             for column, text in enumerate((what_if.name, speed_text(what_if), how)):
                 self.what_if_table.setItem(row, column, QTableWidgetItem(text))
-        self._say("What-ifs measured: above 1× faster is a speed-up of the whole training step.")
+        self.what_if_status.setText(
+            "Speeds of a whole training step, against the step as configured"
+        )
         self.what_ifs_shown.emit(what_ifs)
 
 

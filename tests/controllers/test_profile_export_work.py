@@ -1,0 +1,41 @@
+"""The window's export job: the exporter's own failure and a bad output file are one message."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from workbench.controllers import profile_export
+from workbench.controllers.profile_export import ExportProblem, export_work
+from workbench.engine.experiment import load_experiment
+from workbench.engine.export import ExportError, ExportFailed
+from workbench.engine.presets import resolve_experiment_path
+
+
+def test_an_exporter_failure_becomes_a_named_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise ExportFailed("torch.export could not trace the model: data-dependent branch")
+
+    monkeypatch.setattr(profile_export, "export_state", refuse)
+    experiment = load_experiment(resolve_experiment_path("digits-mlp"))
+    work = export_work(experiment, "pt2", tmp_path / "m.pt2", weights={})
+    with pytest.raises(ExportProblem) as raised:
+        work(lambda _text, _fraction: None, threading.Event())
+    assert str(raised.value) == (
+        "The pt2 export failed: torch.export could not trace the model: data-dependent branch"
+    )
+
+
+def test_the_output_file_is_named_as_the_window_names_it(tmp_path: Path) -> None:
+    experiment = load_experiment(resolve_experiment_path("digits-mlp"))
+    work = export_work(experiment, "onnx", tmp_path, weights={})
+    with pytest.raises(ExportError, match=f"^Output file {re.escape(str(tmp_path))}: is a folder"):
+        work(lambda _text, _fraction: None, threading.Event())
+    nothing = export_work(experiment, "onnx", tmp_path / "m.onnx")
+    with pytest.raises(ExportError, match="No model to export"):
+        nothing(lambda _text, _fraction: None, threading.Event())
