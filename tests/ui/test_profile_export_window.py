@@ -209,6 +209,26 @@ def test_an_export_failure_is_one_message_without_a_traceback(
     assert not (tmp_path / "int8.onnx").exists()
 
 
+def test_the_dialog_follows_the_current_model_and_a_profile_the_stack(
+    qtbot: QtBot, mnist_window: MainWindow, tmp_path: Path
+) -> None:
+    window = mnist_window
+    dialog = window.show_export_dialog()
+    experiment = window.document.experiment
+    state = build_experiment_model(experiment).module.state_dict()
+    weights = tmp_path / "trained.pth"
+    torch.save(state, weights)
+    assert window.load_weights_file(weights)
+    assert dialog.current_radio.text() == "Current model: trained.pth (loaded file)"
+    assert dialog.weights.keys() == state.keys()
+    panel = profile(qtbot, window, steps=1)
+    assert panel.heading.text() == "Profile of trained.pth (loaded file)"
+    window.layer_panel.add_layer("ReLU")  # the profile no longer describes the stack
+    assert panel.table_model.rowCount() == 0 and panel.report is None
+    assert panel.heading.text() == "The layer stack has changed: profile it again."
+    assert not panel.trace_button.isEnabled()
+
+
 def test_bad_choices_in_the_export_dialog_are_named(
     qtbot: QtBot, window: MainWindow, tmp_path: Path
 ) -> None:

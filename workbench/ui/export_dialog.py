@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from workbench.controllers.model_job import ModelJob
 from workbench.controllers.profile_export import EXPORT, Weights, export_work
+from workbench.engine.current_model import CurrentModel
 from workbench.engine.experiment import Experiment
 from workbench.engine.export import DEFAULT_ATOL, SUFFIXES, ExportResult
 from workbench.ui.profile_table import tagged
@@ -133,6 +134,12 @@ class ExportDialog(QDialog):
         box.addStretch(1)
         box.addLayout(buttons)
         self.resize(620, 360)
+
+    def follow(self, model: CurrentModel) -> None:
+        """Another current model took the place of the one named: it is the one exported."""
+        self.experiment, self.weights = model.experiment, model.weights()
+        self.model_name = model.description
+        self.current_radio.setText(f"Current model: {model.description}")
 
     # ------------------------------------------------------------------ choices
     @property

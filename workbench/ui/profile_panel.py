@@ -303,6 +303,21 @@ class ProfilePanel(QWidget):
         elif kind == WHAT_IFS and isinstance(result, tuple):
             self.show_what_ifs(result)
 
+    def clear(self) -> None:
+        """Forget the profile shown: the layer stack it measured has changed."""
+        if self.job.is_busy or self.report is None:
+            return
+        self.report = self.profiled = None
+        self.table_model.set_report(None)
+        self.step_bar.set_parts(())
+        self.what_if_table.setRowCount(0)
+        for label in (self.step_label, self.memory_label, self.what_if_status):
+            label.clear()
+        self.trace_path.unlink(missing_ok=True)
+        self.heading.setText("The layer stack has changed: profile it again.")
+        self._say("")
+        self._busy_changed(False)
+
     def show_report(self, report: ProfileReport) -> None:
         self.report = report
         self.table_model.set_report(report)

@@ -41,6 +41,7 @@ class ProfileExportActions(QMainWindow):
         self.profile_panel = ProfilePanel(self.profile_source)
         self.tabs.addTab(self.profile_panel, "&Profile")
         self.profile_panel.hottest_found.connect(self.mark_hottest_layer)
+        self.document.layers_changed.connect(self.profile_panel.clear)
 
     def add_profile_export_actions(self, file_menu: QMenu, run_menu: QMenu, bar: QToolBar) -> None:
         self.profile_action = QAction("&Profile Training Step", self)
@@ -108,6 +109,7 @@ class ProfileExportActions(QMainWindow):
         dialog = ExportDialog(model.experiment, model.weights(), model.description, folder, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.destroyed.connect(lambda _object=None: self._forget_export_dialog(dialog))
+        self.current.changed.connect(dialog.follow)
         self.export_dialog = dialog
         dialog.show()
         return dialog
