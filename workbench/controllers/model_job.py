@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from workbench.controllers.jobs import JobRunner
 from workbench.engine.errors import WorkbenchError
 
+if TYPE_CHECKING:
+    import torch
+
+PROFILE, WHAT_IFS, EXPORT = "profile", "what-ifs", "export"  # the kinds of work
+Weights = Mapping[str, "torch.Tensor"]
 Progress = Callable[[str, float], None]
 Work = Callable[[Progress, threading.Event], object]  # (progress, stop) -> result
 
@@ -18,7 +24,8 @@ class ModelJob(QObject):
     """Runs `work(progress, stop)` on a worker thread; its outcome arrives as one signal.
 
     `failed` carries the error's one-line message (a WorkbenchError's text; anything else as
-    one readable line, never a traceback); an error of a `cancelled_by` type is `cancelled`.
+    one readable line, never a traceback); work that ends in an error after `cancel()` asked it
+    to stop is `cancelled`.
     """
 
     progressed = Signal(str, float)  # what is happening, fraction done
@@ -32,10 +39,8 @@ class ModelJob(QObject):
         parent: QObject | None = None,
         *,
         name: str = "ModelJob",
-        cancelled_by: tuple[type[BaseException], ...] = (),
     ) -> None:
         super().__init__(parent)
-        self.cancelled_by = cancelled_by
         self._stop: threading.Event | None = None
         self.jobs = JobRunner(self, name=name, cancel=self.cancel)
         self.jobs.succeeded.connect(self._succeeded)
@@ -66,7 +71,7 @@ class ModelJob(QObject):
         self.succeeded.emit(str(kind), result)
 
     def _failed(self, kind: Hashable, error: object) -> None:
-        if isinstance(error, self.cancelled_by):
+        if self._stop is not None and self._stop.is_set():
             self.cancelled.emit(str(kind))
         else:
             self.failed.emit(str(kind), str(error))

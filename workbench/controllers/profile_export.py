@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
-from workbench.controllers.model_job import Progress, Work
+from workbench.controllers.model_job import Progress, Weights, Work
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment
 from workbench.engine.export import (
@@ -28,9 +25,6 @@ from workbench.engine.profiling import (
     experiment_what_ifs,
     profile_experiment,
 )
-
-PROFILE, WHAT_IFS, EXPORT = "profile", "what-ifs", "export"
-Weights = Mapping[str, torch.Tensor]
 
 
 class ExportProblem(WorkbenchError):

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.controllers.model_job import ModelJob
-from workbench.controllers.profile_export import EXPORT, Weights, export_work
+from workbench.controllers.model_job import EXPORT, ModelJob, Weights
+from workbench.controllers.profile_export import export_work
 from workbench.engine.current_model import CurrentModel
 from workbench.engine.experiment import Experiment
 from workbench.engine.export import DEFAULT_ATOL, SUFFIXES, ExportResult

@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import Qt, QTemporaryDir, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
@@ -28,17 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.controllers.model_job import ModelJob
-from workbench.controllers.profile_export import (
-    PROFILE,
-    WHAT_IFS,
-    Weights,
-    profile_work,
-    what_ifs_work,
-)
+from workbench.controllers.model_job import PROFILE, WHAT_IFS, ModelJob, Weights
 from workbench.engine.experiment import Experiment
-from workbench.engine.profiling import ProfileCancelled, ProfileReport, WhatIf, compile_problem
-from workbench.engine.profiling.report import MEASURED, SKIPPED
 from workbench.ui.profile_table import (
     SHARE_COLUMN,
     LayerTimeModel,
@@ -47,6 +39,9 @@ from workbench.ui.profile_table import (
     percent,
     tagged,
 )
+
+if TYPE_CHECKING:  # the profiler loads torch.utils.flop_counter (and triton): loaded on first use
+    from workbench.engine.profiling import ProfileReport, WhatIf
 
 PHASE_COLOURS = ("#999999", "#0072B2", "#E69F00", "#009E73")  # data, forward, backward, optimizer
 COMPILE_SKIPPED = "skipped: tick “torch.compile” to measure it (compiling takes a minute or more)"
@@ -98,6 +93,8 @@ def step_parts(report: ProfileReport) -> tuple[tuple[str, float], ...]:
 
 
 def speed_text(what_if: WhatIf) -> str:
+    from workbench.engine.profiling.report import MEASURED
+
     ratio = what_if.speed_ratio
     if what_if.status != MEASURED or ratio is None:
         return "—"
@@ -123,7 +120,7 @@ class ProfilePanel(QWidget):
         self.report: ProfileReport | None = None
         self.profiled: ProfileSource | None = None
         self._trace_dir = QTemporaryDir()
-        self.job = ModelJob(self, name="ProfileThread", cancelled_by=(ProfileCancelled,))
+        self.job = ModelJob(self, name="ProfileThread")
         self.job.progressed.connect(self._progressed)
         self.job.succeeded.connect(self._succeeded)
         self.job.failed.connect(self._failed)
@@ -204,10 +201,7 @@ class ProfilePanel(QWidget):
         self.what_if_button.setToolTip("Times training steps again for each change: a minute or so")
         self.what_if_button.clicked.connect(self.start_what_ifs)
         self.compile_check = tagged(QCheckBox("torch.compile (slow to compile)"), "profileCompile")
-        problem = compile_problem("cpu")
-        if problem is not None:
-            self.compile_check.setEnabled(False)
-            self.compile_check.setToolTip(problem)
+        self.compile_check.setToolTip("Also measure torch.compile: a minute or more to compile")
         self.what_if_table = tagged(QTableWidget(0, 3), "profileWhatIfTable")
         self.what_if_table.setHorizontalHeaderLabels(("What if", "Training step speed", "How"))
         self.what_if_table.verticalHeader().setVisible(False)
@@ -236,6 +230,8 @@ class ProfilePanel(QWidget):
         """Profile the current model in the background; False when busy."""
         if self.job.is_busy:
             return False
+        from workbench.controllers.profile_export import profile_work
+
         source = self.source()
         self.profiled = source
         self.heading.setText(f"Profile of {source.description}")
@@ -249,6 +245,8 @@ class ProfilePanel(QWidget):
         """Measure the what-ifs for the profiled model (they train copies: this takes time)."""
         if self.job.is_busy or self.profiled is None:
             return False
+        from workbench.controllers.profile_export import what_ifs_work
+
         source = self.profiled
         compile_too = self.compile_check.isEnabled() and self.compile_check.isChecked()
         work = what_ifs_work(source.experiment, source.weights, compile_too)
@@ -298,10 +296,10 @@ class ProfilePanel(QWidget):
         (self.what_if_status.setText if kind == WHAT_IFS else self._say)(message)
 
     def _succeeded(self, kind: str, result: object) -> None:
-        if kind == PROFILE and isinstance(result, ProfileReport):
-            self.show_report(result)
-        elif kind == WHAT_IFS and isinstance(result, tuple):
-            self.show_what_ifs(result)
+        if kind == PROFILE:
+            self.show_report(cast("ProfileReport", result))
+        elif kind == WHAT_IFS:
+            self.show_what_ifs(cast("tuple[WhatIf, ...]", result))
 
     def clear(self) -> None:
         """Forget the profile shown: the layer stack it measured has changed."""
@@ -319,6 +317,13 @@ class ProfilePanel(QWidget):
         self._busy_changed(False)
 
     def show_report(self, report: ProfileReport) -> None:
+        from workbench.engine.profiling import compile_problem
+
+        problem = compile_problem(report.device.split(":")[0])
+        self.compile_check.setEnabled(problem is None)
+        if problem is not None:
+            self.compile_check.setChecked(False)
+            self.compile_check.setToolTip(problem)
         self.report = report
         self.table_model.set_report(report)
         parts = step_parts(report)
@@ -357,6 +362,8 @@ class ProfilePanel(QWidget):
             self.hottest_found.emit(hottest.name)
 
     def show_what_ifs(self, what_ifs: tuple[WhatIf, ...]) -> None:
+        from workbench.engine.profiling.report import MEASURED, SKIPPED
+
         self.what_if_table.setRowCount(len(what_ifs))
         for row, what_if in enumerate(what_ifs):
             how = (

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRect, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from workbench.engine.profiling import LayerProfile, ProfileReport
+if TYPE_CHECKING:
+    from workbench.engine.profiling import LayerProfile, ProfileReport
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 W = TypeVar("W", bound=QWidget)
