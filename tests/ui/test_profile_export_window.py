@@ -227,6 +227,12 @@ def test_the_dialog_follows_the_current_model_and_a_profile_the_stack(
     assert panel.table_model.rowCount() == 0 and panel.report is None
     assert panel.heading.text() == "The layer stack has changed: profile it again."
     assert not panel.trace_button.isEnabled()
+    source = window.profile_source()  # the loaded weights no longer fit: the stack, fresh
+    assert source.description == (
+        "the layer stack, freshly initialised (trained.pth (loaded file) no longer fits it)"
+    )
+    assert source.experiment == window.document.experiment
+    assert len(source.experiment.model.layers) == 13
 
 
 def test_bad_choices_in_the_export_dialog_are_named(
