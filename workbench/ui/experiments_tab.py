@@ -83,8 +83,9 @@ class ExperimentsTab(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._left_column())
         splitter.addWidget(self._results_column())
+        splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([430, 900])
+        splitter.setSizes([320, 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -95,7 +96,8 @@ class ExperimentsTab(QWidget):
         queue = QGroupBox("Queue")
         self.queue_list = QListWidget()
         named(self.queue_list, "sweepQueue", "Sweeps waiting to run, in order")
-        self.run_button = _button("&Run queue", "runSweepsButton", "Run the queued sweeps")
+        self.queue_list.setMaximumHeight(90)
+        self.run_button = _button("&Run", "runSweepsButton", "Run the queued sweeps")
         self.stop_button = _button(
             "S&top", "stopSweepButton", "Stop after the current batch; Run continues the queue"
         )
@@ -114,11 +116,13 @@ class ExperimentsTab(QWidget):
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(define)
-        layout.addWidget(queue, 1)
+        layout.addWidget(queue)
+        layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(column)
-        scroll.setMinimumWidth(380)
+        scroll.setMinimumWidth(280)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         return scroll
 
     def _results_column(self) -> QWidget:

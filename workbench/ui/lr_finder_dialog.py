@@ -53,7 +53,7 @@ class LRFinderDialog(QDialog):
         named(self.plot, "lrFinderPlot", "Smoothed training loss against the learning rate")
         self.plot.setLogMode(x=True, y=False)
         self.plot.setLabel("bottom", "learning rate (log scale)")
-        self.plot.setLabel("left", "smoothed loss")
+        self.plot.setLabel("left", "loss (blue: smoothed, grey: each step)")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.raw_curve = self.plot.plot([], [], pen=pg.mkPen((150, 150, 150, 120), width=1))
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2))

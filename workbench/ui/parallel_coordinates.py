@@ -56,6 +56,8 @@ class Axis:
 class ParallelCoordinatesPlot(QWidget):
     """`set_trials(keys, results, metric)` draws the trials; `highlight(numbers)` thickens some.
 
+    Each axis is titled with the key's last part (`lr` for `train.lr`), its ends labelled.
+
     Lines are coloured by the metric (viridis: dark is low, yellow is high); a trial with no
     value of the metric is grey and stops at the last swept key.
     """
@@ -100,13 +102,13 @@ class ParallelCoordinatesPlot(QWidget):
             line.setToolTip(f"trial {result.trial.number}: {result.trial.label()}")
             self.lines[result.trial.number] = line
             self.colors[result.trial.number] = color
-        self.plot.setXRange(-0.3, len(self.axes) - 0.7, padding=0)
+        self.plot.setXRange(-0.45, len(self.axes) - 0.35, padding=0)
         self.plot.setYRange(-0.15, 1.15, padding=0)
 
     def _draw_axes(self) -> None:
         for x, axis in enumerate(self.axes):
             self.plot.addItem(pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen("#606060", width=1)))
-            title = axis.name + (" (log)" if axis.log else "")
+            title = axis.name.rsplit(".", 1)[-1] + (" (log)" if axis.log else "")
             for text, y, anchor, bold in (
                 (title, 1.13, (0.5, 0.5), True),
                 (axis.ends[1], 1.0, (-0.05, 0.5), False),

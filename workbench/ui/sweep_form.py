@@ -112,12 +112,9 @@ class SweepKeyRow:
         self.key = key
         self.check = QCheckBox(key)
         self.check.setObjectName(f"sweepKey:{key}")
-        self.current = QLabel()
-        self.current.setObjectName("sweepCurrentValue")
         self.values = QLineEdit()
         self.values.setObjectName(f"sweepValues:{key}")
         self.values.setAccessibleName(f"Values of {key}")
-        self.values.setPlaceholderText("0.1, 0.01   or   1e-4:1e-1:log")
         self.values.setEnabled(False)
         self.message = QLabel()
         self.message.setObjectName(f"sweepMessage:{key}")
@@ -129,7 +126,9 @@ class SweepKeyRow:
 
     def validate(self, experiment: Experiment) -> bool:
         """Parse the field; show the engine's message under it when it is wrong."""
-        self.current.setText(f"now: {current_value(experiment, self.key)}")
+        now = current_value(experiment, self.key)
+        self.values.setPlaceholderText(f"now {now}; e.g. 0.1, 0.01 or 1e-4:1e-1:log")
+        self.check.setToolTip(f"{self.key}: now {now} in the project; tick to sweep it")
         self.parsed = None
         problem = ""
         if self.check.isChecked():
@@ -181,12 +180,13 @@ class SweepForm(QWidget):
         self.other_key = QComboBox()
         self.other_key.setEditable(True)
         named(self.other_key, "otherKeyPicker", "Any key of the experiment, e.g. train.momentum")
-        self.other_key.setMinimumContentsLength(22)
+        self.other_key.setMinimumContentsLength(8)
         add = QPushButton("Add &key")
+        add.setMaximumWidth(80)
         named(add, "addKeyButton", "Add the key as a row to sweep")
         add.clicked.connect(lambda: self.add_key(self.other_key.currentText().strip()))
         row = QHBoxLayout()
-        row.addWidget(QLabel("Other key:"))
+        row.addWidget(QLabel("Key:"))
         row.addWidget(self.other_key, 1)
         row.addWidget(add)
         return row
@@ -194,7 +194,7 @@ class SweepForm(QWidget):
     def _options(self) -> QFormLayout:
         self.random_trials = QSpinBox(minimum=0, maximum=10_000)
         named(self.random_trials, "randomTrialsSpin", "0: every combination; N: N random draws")
-        self.random_trials.setSpecialValueText("grid (every combination)")
+        self.random_trials.setSpecialValueText("grid: all")
         self.seed = QSpinBox(minimum=0, maximum=2_147_483_647)
         named(self.seed, "sweepSeedSpin", "The same seed draws the same random trials")
         self.prune = QComboBox()
@@ -224,10 +224,9 @@ class SweepForm(QWidget):
         row = SweepKeyRow(key)
         line = 2 * len(self.rows)
         self.grid.addWidget(row.check, line, 0)
-        self.grid.addWidget(row.current, line, 1)
-        self.grid.addWidget(row.values, line, 2)
-        self.grid.addWidget(row.message, line + 1, 0, 1, 3)
-        self.grid.setColumnStretch(2, 1)
+        self.grid.addWidget(row.values, line, 1)
+        self.grid.addWidget(row.message, line + 1, 0, 1, 2)
+        self.grid.setColumnStretch(1, 1)
         row.check.toggled.connect(lambda *_: self.validate())
         row.values.textChanged.connect(lambda *_: self.validate())
         self.rows[key] = row

@@ -18,10 +18,13 @@ class ImportanceView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         named(self, "importanceView", "Which swept settings moved the metric")
-        self.grid = QGridLayout(self)
         self.title = QLabel("Parameter importance appears once three trials have finished.")
         self.title.setWordWrap(True)
-        self.grid.addWidget(self.title, 0, 0, 1, 3)
+        self.grid = QGridLayout()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(self.grid)
+        layout.addStretch(1)
         self.items: list[Importance] = []
         self.bars: dict[str, QProgressBar] = {}
         self.correlations: dict[str, QLabel] = {}
@@ -35,7 +38,7 @@ class ImportanceView(QWidget):
         self.title.setText(
             f"Importance for {metric}: random-forest share (bar) and Spearman correlation"
         )
-        for row, item in enumerate(self.items, start=1):
+        for row, item in enumerate(self.items):
             name = QLabel(item.key)
             name.setObjectName("importanceName")
             bar = QProgressBar()
@@ -65,6 +68,7 @@ class TrialCurvesPlot(QWidget):
         self.plot = pg.PlotWidget()
         named(self.plot, "trialCurvesPlot", "Validation curves of the selected trials")
         self.plot.setLabel("bottom", "epoch")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         layout = QVBoxLayout(self)
