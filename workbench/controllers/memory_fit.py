@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from workbench.controllers.jobs import JobRunner
+from workbench.controllers.jobs import JobRunner, register_owner
 from workbench.engine import memory_estimate
 from workbench.engine.devices import DeviceInfo, available_devices, resolve_device
 from workbench.engine.errors import WorkbenchError
@@ -88,10 +88,14 @@ class MemoryFitChecker(QObject):
         self.jobs.failed.connect(self._failed)
         self.jobs.ended.connect(lambda _key: self._start())
         self.jobs.busy_changed.connect(self.busy_changed)
+        self._closed = False
+        register_owner(self)  # the window's shutdown_all() stops the timer too
 
     def request(self, experiment: Experiment) -> None:
         """Estimate `experiment` once the edits pause; nothing when its inputs are unchanged."""
         inputs = memory_inputs(experiment)
+        if self._closed:
+            return
         if inputs in (self.latest_inputs, self._running_inputs) and self._wanted is None:
             return
         self._wanted = experiment
@@ -101,7 +105,7 @@ class MemoryFitChecker(QObject):
         return self.latest is not None and self.latest_inputs == memory_inputs(experiment)
 
     def _start(self) -> None:
-        if self._wanted is None or self.jobs.is_busy or self.timer.isActive():
+        if self._closed or self._wanted is None or self.jobs.is_busy or self.timer.isActive():
             return  # a running estimate starts the wanted one when it ends
         experiment, self._wanted = self._wanted, None
         self._generation += 1
@@ -118,6 +122,8 @@ class MemoryFitChecker(QObject):
         self.failed.emit(str(error))
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """No more estimates (the window is closing); wait for one still running."""
+        self._closed = True
         self.timer.stop()
         self._wanted = None
         return self.jobs.shutdown(timeout_ms)
