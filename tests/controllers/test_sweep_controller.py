@@ -45,15 +45,16 @@ def test_the_queue_runs_in_order_and_stop_halts_it_until_run(
     assert [r.status for r in results] == ["stopped", "pending"]
     qtbot.waitUntil(lambda: controller.state == "idle")
     assert states == ["running", "stopping", "idle"]
-    assert [item.out_dir.name for item in controller.queue] == ["b"]  # the queue waits
+    # The stopped sweep waits at the head of the queue.
+    assert [item.out_dir.name for item in controller.queue] == ["a", "b"]
 
     controller.trial_started.disconnect()
-    with qtbot.waitSignal(controller.sweep_finished, timeout=60_000) as finished:
-        assert controller.run()
-    results, stopped = finished.args
-    assert not stopped and [r.status for r in results] == ["completed"]
+    ended: list[tuple[list[str], bool]] = []
+    controller.sweep_finished.connect(lambda r, s: ended.append(([x.status for x in r], s)))
+    assert controller.run()
+    qtbot.waitUntil(lambda: len(ended) == 2 and not controller.is_running, timeout=120_000)
+    assert ended == [(["completed", "completed"], False), (["completed"], False)]
     assert (tmp_path / "b" / "trial-001" / "model.pth").is_file()
-    qtbot.waitUntil(lambda: not controller.is_running)
     assert not controller.queue and not controller.run()
     controller.shutdown()
 

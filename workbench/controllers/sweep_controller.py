@@ -69,7 +69,9 @@ class SweepController(QObject):
     Signals arrive on the GUI thread: `sweep_started(results)` with every trial pending (or
     finished before, on a resumed folder), `trial_started(number)`, `trial_epoch_ended(number,
     EpochReport)`, `trial_finished(TrialResult)`, then `sweep_finished(results, stopped)` or
-    `sweep_failed(message)`. A stopped sweep halts the queue; `run()` continues it.
+    `sweep_failed(message)`. A stopped sweep goes back to the head of the queue, which halts;
+    `run()` continues it (its finished trials skipped, the stopped one resumed from its last
+    epoch checkpoint) and then the rest.
     """
 
     queue_changed = Signal()
@@ -132,7 +134,7 @@ class SweepController(QObject):
         return True
 
     def stop(self) -> None:
-        """Stop after the current batch; the queue waits (`run()` starts its next sweep)."""
+        """Stop after the current batch; the queue waits (`run()` continues)."""
         self._continue = False
         if self._control is not None and self.is_running:
             self._control.request_stop()
@@ -140,6 +142,9 @@ class SweepController(QObject):
 
     def _succeeded(self, _key: Hashable, results: Any) -> None:
         stopped = any(r.status == "stopped" for r in results) or not self._continue
+        unfinished = any(not r.finished for r in results)
+        if stopped and unfinished and self.current is not None:
+            self.queue.insert(0, self.current)  # Run continues it: finished trials are skipped
         self.sweep_finished.emit(list(results), stopped)
 
     def _failed(self, message: str) -> None:

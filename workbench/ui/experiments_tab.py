@@ -255,6 +255,8 @@ class ExperimentsTab(QWidget):
         text = f"{'Stopped' if stopped else 'Finished'}: {done} of {len(results)} trials done"
         if best is not None:
             text += f"; best {metric}: trial {best.trial.number} ({best.trial.label()})"
+        if stopped and done < len(results):
+            text += ". Run continues it"
         self.queue_state.setText(text + f". Files in {self.folder}")
 
     def _sweep_failed(self, message: str) -> None:
