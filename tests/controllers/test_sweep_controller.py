@@ -20,9 +20,7 @@ def toy_spec(*lrs: float) -> SweepSpec:
     return SweepSpec(experiment, grid=(("train.lr", lrs),))
 
 
-def test_the_queue_runs_in_order_and_stop_halts_it_until_run(
-    qtbot: QtBot, tmp_path: Path
-) -> None:
+def test_the_queue_runs_in_order_and_stop_halts_it_until_run(qtbot: QtBot, tmp_path: Path) -> None:
     controller = SweepController()
     first, second = toy_spec(0.5, 0.1), toy_spec(0.05)
     controller.add(first, tmp_path / "a", len(plan_trials(first)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,21 @@ def test_memory_line_and_the_question_before_train(
         window.start_training()
     assert len(asked) == 2
     assert window.last_result is not None and window.last_result.succeeded
+
+
+def test_a_command_line_sweep_opens_in_the_tab(window: MainWindow, tmp_path: Path) -> None:
+    from tests.engine.test_sweep_folder import toy_sweep
+
+    toy_sweep(tmp_path / "cli")
+    tab = window.experiments_tab
+    assert tab.show_sweep(tmp_path / "cli")
+    assert tab.model.rowCount() == 2 and tab.model.keys == ("train.lr",)
+    assert [tab.model.index(r, 1).data() for r in range(2)] == ["completed", "completed"]
+    assert sorted(tab.parallel.lines) == [1, 2]
+    assert sorted(tab.curves.curves) == [1, 2]
+    assert tab.queue_state.text() == f"Showing {tmp_path / 'cli'}: 2 of 2 trials done."
+
+    assert not tab.show_sweep(tmp_path)
+    dialog = tab.findChild(QMessageBox, "errorDialog")
+    assert dialog is not None and "sweep.json: cannot be read" in dialog.text()
+    assert tab.model.rowCount() == 2  # what was shown stays

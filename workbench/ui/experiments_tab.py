@@ -9,6 +9,7 @@ from PySide6.QtCore import QItemSelection, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -30,6 +31,7 @@ from workbench.engine.errors import WorkbenchError
 from workbench.engine.reports import EpochReport
 from workbench.engine.run_history import read_metrics
 from workbench.engine.sweep import TrialResult, best_result
+from workbench.engine.sweep_folder import read_sweep_folder
 from workbench.engine.sweep_importance import parameter_importance
 from workbench.engine.sweep_plan import SweepSpec, Trial
 from workbench.ui.error_dialog import show_error
@@ -135,7 +137,11 @@ class ExperimentsTab(QWidget):
         self.open_button = _button(
             "&Open as project", "openTrialButton", "Open the trial's experiment as a new project"
         )
+        self.open_sweep_button = _button(
+            "Open s&weep…", "openSweepButton", "Show the trials of a sweep folder (sweep.json)"
+        )
         tools = QHBoxLayout()
+        tools.addWidget(self.open_sweep_button)
         tools.addWidget(self.filter, 1)
         tools.addWidget(QLabel("Metric:"))
         tools.addWidget(self.color_by)
@@ -176,6 +182,7 @@ class ExperimentsTab(QWidget):
             lambda: self.controller.remove(self.queue_list.currentRow())
         )
         self.open_button.clicked.connect(self.open_selected_trial)
+        self.open_sweep_button.clicked.connect(self.open_sweep_dialog)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.color_by.currentTextChanged.connect(lambda *_: self.refresh_views())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -226,6 +233,34 @@ class ExperimentsTab(QWidget):
             if result.finished:
                 self._load_history(result)
         self.refresh_views()
+
+    def open_sweep_dialog(self) -> None:
+        start = self.runs_dir / "sweeps"
+        folder = QFileDialog.getExistingDirectory(self, "Open a sweep folder", str(start))
+        if folder:
+            self.show_sweep(Path(folder))
+
+    def show_sweep(self, folder: Path) -> bool:
+        """Show a sweep folder's trials (a command-line sweep, an earlier window's)."""
+        if self.controller.is_running:
+            show_error(
+                self, "Open sweep", "A sweep is running: its trials are shown until it ends."
+            )
+            return False
+        try:
+            sweep = read_sweep_folder(folder)
+        except WorkbenchError as exc:
+            show_error(self, "Cannot open the sweep", str(exc))
+            return False
+        self.keys, self.folder = sweep.keys, sweep.folder
+        self.histories = {}
+        self.model.set_results(self.keys, sweep.results)
+        for result in sweep.results:
+            self._load_history(result)
+        done = sum(r.finished for r in sweep.results)
+        self.queue_state.setText(f"Showing {folder}: {done} of {len(sweep.results)} trials done.")
+        self.refresh_views()
+        return True
 
     def _trial_epoch(self, number: int, report: EpochReport) -> None:
         self.model.mark_running(number, report)
