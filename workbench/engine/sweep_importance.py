@@ -55,7 +55,7 @@ def parameter_importance(
     forest: list[float | None] = [None] * len(keys)
     if len(scored) >= MIN_TRIALS and keys and np.ptp(y) > 0:
         x = np.column_stack([encode(column) for column in columns])
-        model = RandomForestRegressor(n_estimators=200, random_state=seed)
+        model = RandomForestRegressor(n_estimators=100, random_state=seed)
         model.fit(x, y)
         forest = [float(share) for share in model.feature_importances_]
     return [
