@@ -43,6 +43,8 @@ def close_window(main: MainWindow) -> None:
     main.data_panel.shutdown()
     main.insight_panel.shutdown()
     main.quantization_panel.controller.shutdown()
+    main.experiments_tab.shutdown()
+    main.memory_fit.shutdown()
 
 
 @pytest.fixture

@@ -75,7 +75,8 @@ class TrialResult:
         }
 
 
-def _from_state(trial: Trial, state: dict[str, Any]) -> TrialResult:
+def result_from_state(trial: Trial, state: dict[str, Any]) -> TrialResult:
+    """A trial's result as sweep.json keeps it."""
     return TrialResult(
         trial,
         status=str(state["status"]),
@@ -223,7 +224,7 @@ class SweepRunner:
         self._check_trials()
         previous = self._read_state()
         self.results = [
-            _from_state(trial, previous[trial.number])
+            result_from_state(trial, previous[trial.number])
             if trial.number in previous
             else TrialResult(trial)
             for trial in self.trials

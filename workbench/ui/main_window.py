@@ -36,6 +36,7 @@ from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
+from workbench.ui.window_experiments import ExperimentLab
 from workbench.ui.window_model import ModelActions
 from workbench.ui.window_profile_export import ProfileExportActions
 from workbench.ui.window_projects import (
@@ -67,7 +68,7 @@ def default_runs_dir() -> Path:
     return Path(location or Path.home() / ".local/share/torch-workbench") / "runs"
 
 
-class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions):
+class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, ExperimentLab):
     """Composes the panels around one ProjectDocument, one RunSession and one current model.
 
     Built in two steps so that a user sees the window at once: the frame (title, size, a
@@ -197,6 +198,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions):
         self.quantization_panel = QuantizationPanel(self.current)
         self.tabs.addTab(self.quantization_panel, "&Quantize")
         self.build_profile_tab()
+        self._build_experiment_lab()
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()
@@ -398,6 +400,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions):
         session.run_failed.connect(self._on_run_failed)
         session.state_changed.connect(self._on_state_changed)
         session.run_ended.connect(self._on_run_ended)
+        self._wire_experiment_lab()
         self.runs_panel.run_recorded.connect(self._run_recorded)
         self.runs_panel.resume_requested.connect(self.resume_run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSpinBox,
     QWidget,
 )
@@ -52,6 +53,8 @@ def ddp_problem(device: DeviceInfo, nproc: int) -> str | None:
 class TrainingPanel(QWidget):
     """A form over the document's [train] section; every change is one undoable edit."""
 
+    lr_find_requested = Signal()  # the Find button beside the learning rate
+
     def __init__(
         self,
         document: ProjectDocument,
@@ -73,6 +76,9 @@ class TrainingPanel(QWidget):
         named(self.optimizer, "optimizerPicker", "The optimizer that updates the weights")
         self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=100.0, singleStep=0.001)
         named(self.lr, "learningRateSpin", "Learning rate: the size of each optimizer step")
+        self.lr_find = QPushButton("&Find…")
+        named(self.lr_find, "lrFinderButton", "Run the learning-rate finder and pick a rate")
+        self.lr_find.clicked.connect(self.lr_find_requested)
         self.epochs = QSpinBox(minimum=1, maximum=100_000)
         named(self.epochs, "epochsSpin", "Passes over the training data")
         self.loss = QComboBox()
@@ -111,7 +117,12 @@ class TrainingPanel(QWidget):
         ddp_row.addWidget(QLabel("processes:"))
         ddp_row.addWidget(self.nproc)
         form.addRow("&Optimizer", self.optimizer)
-        form.addRow("&Learning rate", self.lr)
+        lr_row = QHBoxLayout()
+        lr_row.addWidget(self.lr, 1)
+        lr_row.addWidget(self.lr_find)
+        lr_label = QLabel("&Learning rate")
+        lr_label.setBuddy(self.lr)
+        form.addRow(lr_label, lr_row)
         form.addRow("&Epochs", self.epochs)
         form.addRow("Lo&ss", self.loss)
         form.addRow("LR s&chedule", self.scheduler)
@@ -150,6 +161,12 @@ class TrainingPanel(QWidget):
 
     def _edit(self, **changes: object) -> None:
         self.document.update_train(**changes)
+
+    def add_row(self, label: str, widget: QWidget) -> None:
+        """A row another part of the window owns (the memory estimate)."""
+        form = self.layout()
+        assert isinstance(form, QFormLayout)
+        form.addRow(label, widget)
 
     def _scheduler_edited(self) -> None:
         name = self.scheduler.currentText()

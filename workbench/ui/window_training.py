@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # these load PyTorch: the window imports them once the frame 
     from workbench.engine.run_history import RunResult
     from workbench.ui.layer_stack_panel import LayerStackPanel
     from workbench.ui.log_view import LogView
+    from workbench.ui.memory_fit_line import MemoryFitLine
     from workbench.ui.plots import PlotsPanel
     from workbench.ui.run_panel import RunPanel
     from workbench.ui.training_panel import TrainingPanel
@@ -35,6 +36,7 @@ class RunControls(QMainWindow):
     runs_dir: Path
     layer_panel: LayerStackPanel
     training_panel: TrainingPanel
+    memory_fit: MemoryFitLine
     run_panel: RunPanel
     plots: PlotsPanel
     log_view: LogView
@@ -90,6 +92,8 @@ class RunControls(QMainWindow):
         problems = self.train_problems()
         if problems:
             show_error(self, "Cannot train yet", "\n".join(problems))
+            return
+        if not self.memory_fit.confirm_train(self):  # the estimate says it will not fit
             return
         self.last_run_dir = self._new_run_folder()
         self._clear_run_views()
