@@ -91,6 +91,7 @@ class DataPanel(QWidget):
     """A form over the document's [data] section plus a preview loaded off the GUI thread."""
 
     input_shape_changed = Signal(tuple)
+    data_info_changed = Signal(object)  # DatasetInfo: shape, dtype and vocabulary for the model
     preview_ready = Signal(object)  # DatasetPreview
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
@@ -371,6 +372,7 @@ class DataPanel(QWidget):
         except WorkbenchError:
             return  # the preview reports the problem
         self.input_shape_changed.emit(tuple(info.input_shape))
+        self.data_info_changed.emit(info)
 
     def _show_problem(self, message: str) -> None:
         self.preview = None
@@ -394,6 +396,7 @@ class DataPanel(QWidget):
             self._show_rows(preview)
         self._show_balance(preview)
         self.input_shape_changed.emit(tuple(info.input_shape))
+        self.data_info_changed.emit(info)
         self.preview_ready.emit(preview)
 
     def _show_points(self, preview: DatasetPreview) -> None:

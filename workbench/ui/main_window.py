@@ -195,6 +195,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.quantization_panel = QuantizationPanel(self.current)
         self.tabs.addTab(self.quantization_panel, "&Quantize")
+        self.tabs.addTab(self.layer_panel.diagram, "&Graph")
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()
@@ -376,6 +377,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.checkpoint_editor.status_message.connect(self.statusBar().showMessage)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
+        self.data_panel.data_info_changed.connect(self.layer_panel.set_data_info)
 
         self.welcome.train_requested.connect(self.start_training)
         self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)
