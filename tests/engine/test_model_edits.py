@@ -104,7 +104,7 @@ def test_the_input_layers_shape_is_typed_or_cleared() -> None:
     assert with_input_shape(residual(), "3, 32, 32").input_shape == (3, 32, 32)
     assert with_input_shape(residual(), "[50]").input_shape == (50,)
     assert with_input_shape(residual(), "").input_shape is None
-    with pytest.raises(ModelEditError, match="model.input_shape 'abc' is not a shape; give"):
+    with pytest.raises(ModelEditError, match=r"model\.input_shape 'abc' is not a shape; give"):
         with_input_shape(residual(), "abc")
-    with pytest.raises(ModelEditError, match="model.input_shape '0' is not a shape"):
+    with pytest.raises(ModelEditError, match=r"model\.input_shape '0' is not a shape"):
         with_input_shape(residual(), "0")
