@@ -238,8 +238,8 @@ def test_the_input_row_shows_the_datas_shape_and_can_be_overridden(qtbot: QtBot)
     panel = shown_panel(qtbot, Experiment(model=ModelSpec(layers=layers)), [1, 8, 8])
     row = panel.input_row
     assert row.edit.text() == ""
-    assert row.edit.placeholderText() == "from the data: [1, 8, 8]"
-    assert row.note.text() == "inferred from the data"
+    assert row.edit.placeholderText() == "1, 8, 8"
+    assert row.note.text() == "from the data"
     assert panel.total_label.text() == "Total parameters: 195"
 
     type_into(qtbot, row.edit, "1, 4, 4")
@@ -318,6 +318,6 @@ def test_tiny_gpt_opens_with_its_parameter_count(
     panel = window.layer_panel
     qtbot.waitUntil(lambda: panel.total_label.text() == "Total parameters: 112,061")
     assert panel.validity() == (True, "")
-    assert panel.input_row.note.text() == "inferred from the data · token ids"
+    assert panel.input_row.note.text() == "from the data · token ids"
     window.tabs.setCurrentWidget(window.model_view)
     assert "Total number of trainable model parameters: 112061" in window.model_view.summary()

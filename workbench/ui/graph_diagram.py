@@ -41,7 +41,7 @@ BORDER_COLOUR = QColor("#5f6b7a")
 MERGE_FILL, LAYER_FILL, INPUT_FILL = QColor("#fff4e0"), QColor("#f4f7fb"), QColor("#e8f5e9")
 BLOCK_FILL = QColor("#ede7f6")
 EDGE_COLOUR = QColor("#7a8594")
-CONNECT_HINT = "Drag from a layer's output (●) onto an Add, Mul or Concat to connect them"
+CONNECT_HINT = "Drag from a layer's output (○) onto an Add, Mul or Concat to connect them"
 
 
 class NodeItem(QGraphicsRectItem):

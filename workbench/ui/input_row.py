@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from workbench.ui.layer_stack_model import LayerStackModel, show_shape
+from workbench.ui.layer_stack_model import LayerStackModel
 from workbench.ui.widgets import named
 
 PROBLEM_STYLE = "color: #b71c1c;"
@@ -54,17 +54,16 @@ class InputRow(QWidget):
         if not self.edit.isModified():  # never overwrite what the user is typing
             self.edit.setText(self._shown_text())
         data = self.model.data_shape
-        self.edit.setPlaceholderText(
-            f"from the data: {show_shape(data)}" if data else "set the shape of one sample"
-        )
+        shown = ", ".join(str(size) for size in data) if data else ""
+        self.edit.setPlaceholderText(shown or "the shape of one sample, e.g. 50")
         problem = self.model.input_problem()
         explicit = self.model.document.experiment.model.input_shape
         if problem:
             text, style = f"⚠ {problem}", PROBLEM_STYLE
         elif explicit is not None:
-            text, style = "set here (model.input_shape)", HINT_STYLE
+            text, style = "set here", HINT_STYLE
         else:
-            text, style = "inferred from the data", HINT_STYLE
+            text, style = "from the data", HINT_STYLE
         tokens = self.model.plan.input_dtype == "long"
         self.note.setText(text + (" · token ids" if tokens and not problem else ""))
         self.note.setStyleSheet(style)

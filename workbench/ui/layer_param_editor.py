@@ -341,6 +341,13 @@ class LayerParamEditor(QWidget):
             return
         layer = self.model.layer(self._row)
         kind = CATALOGUE.get(layer.type)
+        if kind is None and layer.type in self.model.document.experiment.model.blocks:
+            self._show_nothing(
+                f"A use of the block {layer.type}: its layers are set under "
+                f"[model.blocks.{layer.type}] and shown in the Graph tab (open it with ▸)."
+            )
+            self.title.setText(f"Layer {self._row}: block {layer.type}")
+            return
         if kind is None:
             self._show_nothing(f"{layer.type} is not a known layer type.")
             return
