@@ -245,8 +245,10 @@ def test_the_input_row_shows_the_datas_shape_and_can_be_overridden(qtbot: QtBot)
     type_into(qtbot, row.edit, "1, 4, 4")
     assert panel.document.experiment.model.input_shape == (1, 4, 4)
     assert panel.total_label.text() == "Total parameters: 51"
+    dataset = panel.document.experiment.data.name
     assert row.note.text().startswith(
-        "⚠ model.input_shape is [1, 4, 4], but the dataset's data gives samples of [1, 8, 8]"
+        f"⚠ model.input_shape is [1, 4, 4], but the {dataset} data gives samples of [1, 8, 8]; "
+        "remove model.input_shape to build the model for the data"
     )
     assert panel.validity()[0] is False
     assert panel.diagram.node("input").subtitle.text() == "[1, 4, 4]"
@@ -309,6 +311,7 @@ def test_the_seeds_mlp_built_by_clicking_shows_2213_parameters(
     assert "Total number of trainable model parameters: 2213" in window.model_view.summary()
     assert window.tabs.tabText(window.tabs.indexOf(panel.diagram)) == "&Graph"
     assert edge_labels(panel.diagram.scene) == ["[50]", "[30]", "[30]", "[20]", "[20]"]
+    qtbot.waitUntil(lambda: not window.data_panel.is_loading)  # no preview left in flight
 
 
 def test_tiny_gpt_opens_with_its_parameter_count(
@@ -321,3 +324,4 @@ def test_tiny_gpt_opens_with_its_parameter_count(
     assert panel.input_row.note.text() == "from the data · token ids"
     window.tabs.setCurrentWidget(window.model_view)
     assert "Total number of trainable model parameters: 112061" in window.model_view.summary()
+    qtbot.waitUntil(lambda: not window.data_panel.is_loading)

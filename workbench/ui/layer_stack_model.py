@@ -198,7 +198,7 @@ class LayerStackModel(QAbstractTableModel):
     def input_problem(self) -> str | None:
         """Why the model's input layer and the data disagree (shape or dtype), or None."""
         spec, data = self.document.experiment.model, self._data
-        name = data.name if data is not None else "dataset's"
+        name = data.name if data is not None else self.document.experiment.data.name
         try:
             if spec.input_shape is not None and self._input_shape is not None:
                 model_input_shape(spec, self._input_shape, name)
