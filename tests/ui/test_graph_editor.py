@@ -164,6 +164,19 @@ def test_a_shape_mismatch_at_an_add_is_marked_on_its_node(qtbot: QtBot) -> None:
     assert panel.diagram.node("add").problem == ADD_MISMATCH.replace("'fc1'", "'relu1'")
 
 
+def test_while_a_run_trains_the_graph_cannot_be_edited(qtbot: QtBot) -> None:
+    panel = shown_panel(qtbot, residual_mlp(), [4])
+    panel.document.lock_layers("A run is training this stack")
+    assert not panel.input_row.edit.isEnabled()
+    assert panel.view.editTriggers() == panel.view.EditTrigger.NoEditTriggers
+    with qtbot.waitSignal(panel.document.edit_refused) as refused:
+        drag(panel.diagram, panel.diagram.node("relu1"), panel.diagram.node("add"))
+    assert refused.args == ["A run is training this stack"]
+    assert inputs_of(panel, 3) is None
+    panel.document.unlock_layers()
+    assert panel.input_row.edit.isEnabled()
+
+
 def test_blocks_open_and_close_in_the_diagram(qtbot: QtBot, presets: Path) -> None:
     from workbench.engine.experiment import load_experiment
 

@@ -34,6 +34,7 @@ from workbench.ui.widgets import named
 
 NODE_WIDTH, NODE_HEIGHT, GAP, INDENT = 240.0, 46.0, 36.0, 28.0
 PORT_RADIUS = 6.0
+PROBLEM_WIDTH = 300.0
 LANE = 30.0  # how far each further skip edge bulges out to the right
 PROBLEM_COLOUR = QColor("#b71c1c")
 SELECTED_COLOUR = QColor("#1565c0")
@@ -60,6 +61,7 @@ class NodeItem(QGraphicsRectItem):
         super().__init__(0.0, 0.0, NODE_WIDTH, NODE_HEIGHT)
         self.name, self.row, self.problem = name, row, problem
         self.fill = fill
+        self.targeted = False  # a connection being dragged would land here
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, row is not None)
         bold = QFont()
         bold.setBold(True)
@@ -72,17 +74,23 @@ class NodeItem(QGraphicsRectItem):
         self.problem_text: QGraphicsTextItem | None = None
         tip = f"{title}: {subtitle}"
         if problem:
+            # Beside the box, on the left: the edges run below and to the right of it.
             self.problem_text = QGraphicsTextItem(f"⚠ {problem}", self)
             self.problem_text.setDefaultTextColor(PROBLEM_COLOUR)
-            self.problem_text.setTextWidth(NODE_WIDTH + 140.0)
-            self.problem_text.setPos(0.0, NODE_HEIGHT + 2.0)
+            self.problem_text.setTextWidth(PROBLEM_WIDTH)
+            option = self.problem_text.document().defaultTextOption()
+            option.setAlignment(Qt.AlignmentFlag.AlignRight)
+            self.problem_text.document().setDefaultTextOption(option)
+            self.problem_text.setPos(-PROBLEM_WIDTH - 12.0, -2.0)
             tip = f"{tip}\n{problem}"
         self.setToolTip(tip)
 
     @property
     def extra_height(self) -> float:
-        """Room the problem message takes below the box."""
-        return self.problem_text.boundingRect().height() if self.problem_text else 0.0
+        """Room the problem message takes below the box (beside it, where it is longer)."""
+        if self.problem_text is None:
+            return 0.0
+        return max(self.problem_text.boundingRect().height() - NODE_HEIGHT, 0.0)
 
     def bottom(self) -> QPointF:
         return self.mapToScene(QPointF(NODE_WIDTH / 2, NODE_HEIGHT))
@@ -101,7 +109,7 @@ class NodeItem(QGraphicsRectItem):
     ) -> None:
         colour = PROBLEM_COLOUR if self.problem else BORDER_COLOUR
         width = 2.5 if self.problem else 1.2
-        if self.isSelected():
+        if self.isSelected() or self.targeted:
             colour, width = (PROBLEM_COLOUR if self.problem else SELECTED_COLOUR), 3.0
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(QPen(colour, width))
@@ -174,6 +182,7 @@ class GraphScene(QGraphicsScene):
             port, line = self._drag
             start = port.node.bottom()
             line.setLine(start.x(), start.y(), event.scenePos().x(), event.scenePos().y())
+            self._target(self.node_at(event.scenePos()))
             event.accept()
             return
         super().mouseMoveEvent(event)
@@ -184,6 +193,7 @@ class GraphScene(QGraphicsScene):
             return
         port, line = self._drag
         self._drag = None
+        self._target(None)
         self.removeItem(line)
         event.accept()
         source, target = port.node, self.node_at(event.scenePos())
@@ -195,6 +205,13 @@ class GraphScene(QGraphicsScene):
             )
             return
         self.connect_requested.emit(source.name, target.row)
+
+    def _target(self, node: NodeItem | None) -> None:
+        """Outline the box a connection would land on (only one at a time)."""
+        for item in self.items():
+            if isinstance(item, NodeItem) and item.targeted != (item is node):
+                item.targeted = item is node
+                item.update()
 
     def node_at(self, position: QPointF) -> NodeItem | None:
         """The layer box under a scene position (its texts and port count as the box)."""
