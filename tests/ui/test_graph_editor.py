@@ -189,6 +189,9 @@ def test_blocks_open_and_close_in_the_diagram(qtbot: QtBot, presets: Path) -> No
     assert diagram.node("layer1.0.conv1").subtitle.text() == "Conv2d(16 → 16, k3, p1, no bias)"
     diagram.toggle_block("layer1")
     assert "layer1.0.conv1" not in diagram.nodes
+    point = on_screen(diagram, diagram.node("layer1").sceneBoundingRect().center())
+    QTest.mouseDClick(diagram.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert "layer1.1.relu2" in diagram.nodes
 
 
 def test_selection_follows_between_the_diagram_and_the_stack(qtbot: QtBot) -> None:

@@ -177,6 +177,16 @@ class GraphScene(QGraphicsScene):
             return
         super().mousePressEvent(event)
 
+    def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        """A double-click on a block's box opens or closes it, like its ▸."""
+        node = self.node_at(event.scenePos())
+        toggles = [c for c in node.childItems() if isinstance(c, ToggleItem)] if node else []
+        if toggles:
+            self.toggle_requested.emit(toggles[0].block)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._drag is not None:
             port, line = self._drag
