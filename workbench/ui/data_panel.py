@@ -91,6 +91,7 @@ class DataPanel(QWidget):
     """A form over the document's [data] section plus a preview loaded off the GUI thread."""
 
     input_shape_changed = Signal(tuple)
+    data_info_changed = Signal(object)  # DatasetInfo: shape, dtype and vocabulary for the model
     preview_ready = Signal(object)  # DatasetPreview
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
@@ -371,6 +372,7 @@ class DataPanel(QWidget):
         except WorkbenchError:
             return  # the preview reports the problem
         self.input_shape_changed.emit(tuple(info.input_shape))
+        self.data_info_changed.emit(info)
 
     def _show_problem(self, message: str) -> None:
         self.preview = None
@@ -394,6 +396,7 @@ class DataPanel(QWidget):
             self._show_rows(preview)
         self._show_balance(preview)
         self.input_shape_changed.emit(tuple(info.input_shape))
+        self.data_info_changed.emit(info)
         self.preview_ready.emit(preview)
 
     def _show_points(self, preview: DatasetPreview) -> None:
@@ -435,7 +438,7 @@ class DataPanel(QWidget):
         self.table.setColumnCount(rows.shape[1] + 1 if len(rows) else 0)
         self.table.setHorizontalHeaderLabels(["label", *[f"x{i}" for i in range(rows.shape[1])]])
         for r, (row, label) in enumerate(zip(rows, preview.labels, strict=False)):
-            self.table.setItem(r, 0, QTableWidgetItem(preview.info.class_names[int(label)]))
+            self.table.setItem(r, 0, QTableWidgetItem(_label_text(preview, label)))
             for c, value in enumerate(row):
                 self.table.setItem(r, c + 1, QTableWidgetItem(f"{value:.4g}"))
         self.preview_stack.setCurrentWidget(self.table)
@@ -476,4 +479,13 @@ def image_pixmap(image: np.ndarray, size: int) -> QPixmap:
         )
     return QPixmap.fromImage(qimage.copy()).scaled(
         size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+    )
+
+
+def _label_text(preview: DatasetPreview, label: Any) -> str:
+    """A class's name, or for text (a next token per position) the tokens written out."""
+    names = preview.info.class_names
+    values = np.asarray(label).reshape(-1)
+    return (
+        "".join(names[int(value)] for value in values) if values.size > 1 else names[int(values[0])]
     )

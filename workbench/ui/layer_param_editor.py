@@ -205,6 +205,35 @@ class _SizesField(_Field):
         self.edit.editingFinished.connect(commit)
 
 
+class _TextField(_Field):
+    """Text (`"resnet18"`) or, for `bool_or_text`, true / false or text (`"last:1"`);
+    empty means torch's default."""
+
+    def __init__(self, param: ParamSpec) -> None:
+        self.edit = QLineEdit()
+        super().__init__(param, self.edit)
+
+    def show(self, given: Any, resolved: Any) -> None:
+        self.edit.setText("" if given is None else _text_of(given))
+        default = resolved if resolved is not None else self.param.default
+        self.edit.setPlaceholderText(f"default: {_text_of(default)}")
+
+    def read(self) -> Any:
+        text = self.edit.text().strip()
+        if not text:
+            return None
+        if self.param.kind == "bool_or_text" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return text
+
+    def on_commit(self, commit: Callable[[], None]) -> None:
+        self.edit.editingFinished.connect(commit)
+
+
+def _text_of(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def _placeholder(param: ParamSpec, resolved: Any) -> str:
     known = "" if resolved is None else show_value(resolved)
     if param.inferred:
@@ -235,6 +264,8 @@ def make_field(param: ParamSpec) -> _Field:
         return _FloatField(param)
     if param.kind == "bool":
         return _BoolField(param)
+    if param.kind in ("text", "bool_or_text"):
+        return _TextField(param)
     return _ChoiceField(param)
 
 
@@ -310,6 +341,13 @@ class LayerParamEditor(QWidget):
             return
         layer = self.model.layer(self._row)
         kind = CATALOGUE.get(layer.type)
+        if kind is None and layer.type in self.model.document.experiment.model.blocks:
+            self._show_nothing(
+                f"A use of the block {layer.type}: its layers are set under "
+                f"[model.blocks.{layer.type}] and shown in the Graph tab (open it with ▸)."
+            )
+            self.title.setText(f"Layer {self._row}: block {layer.type}")
+            return
         if kind is None:
             self._show_nothing(f"{layer.type} is not a known layer type.")
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,13 +20,24 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
+from workbench.engine.datasets import DatasetInfo
 from workbench.engine.errors import ModelBuildError
-from workbench.engine.experiment import LayerSpec
+from workbench.engine.experiment import LayerSpec, ModelSpec
+from workbench.engine.experiment_model import model_input_dtype, model_input_shape
 from workbench.engine.layer_rules import UNKNOWN as UNKNOWN
 from workbench.engine.layer_rules import show_value as show_value
 from workbench.engine.layers import CATALOGUE
 from workbench.engine.layers import layer_label as layer_label
 from workbench.engine.model_builder import LayerRow, ModelPlan, plan_model
+from workbench.engine.model_edits import (
+    ModelEditError,
+    connected,
+    current_inputs,
+    parse_inputs,
+    renamed,
+    with_input_shape,
+    with_inputs,
+)
 from workbench.ui.project_document import ProjectDocument
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -83,20 +94,22 @@ def _entries(layers: Sequence[LayerSpec], plan: ModelPlan) -> list[_Entry]:
 
 
 class LayerStackModel(QAbstractTableModel):
-    """Rows are the document's layers; columns show the layer, its output shape and parameters.
+    """Rows are the document's layers; columns show the layer, its output shape, parameters,
+    its name and (set for merge layers) its inputs; name and inputs are edited in place.
 
     Every edit method pushes one undoable `document.set_layers` call; the model itself only
     follows `document.layers_changed`, so undo, redo and other views stay in step for free.
     """
 
-    LAYER_COLUMN, SHAPE_COLUMN, PARAMETERS_COLUMN = range(3)
-    HEADERS = ("Layer", "Output shape", "Parameters")
+    LAYER_COLUMN, SHAPE_COLUMN, PARAMETERS_COLUMN, NAME_COLUMN, INPUTS_COLUMN = range(5)
+    HEADERS = ("Layer", "Output shape", "Parameters", "Name", "Inputs")
     ProblemRole = Qt.ItemDataRole.UserRole + 1  # str | None: the builder's message for the row
     LayerSpecRole = Qt.ItemDataRole.UserRole + 2  # LayerSpec: what the user set
     LayerRowRole = Qt.ItemDataRole.UserRole + 3  # LayerRow | None: the plan, None after a problem
     MIME_TYPE = "application/x-workbench-layer-rows"
 
     plan_changed = Signal(object)  # ModelPlan
+    edit_refused = Signal(str)  # an edit that cannot be made: the message naming the fix
 
     def __init__(
         self,
@@ -107,6 +120,7 @@ class LayerStackModel(QAbstractTableModel):
         super().__init__(parent)
         self.document = document
         self._input_shape: Shape | None = tuple(input_shape) if input_shape else None
+        self._data: DatasetInfo | None = None  # the dataset's description, once known
         self._plan = self._make_plan()
         # Rows are cached entries so that, while Qt announces an insert, remove or move, the
         # untouched rows keep showing what they showed before; the re-plan follows as dataChanged.
@@ -150,12 +164,49 @@ class LayerStackModel(QAbstractTableModel):
         """The builder's message for layer `row`, or None when it has no problem."""
         return self._rows[row].problem if 0 <= row < len(self._rows) else None
 
+    @property
+    def data_shape(self) -> Shape | None:
+        """The shape one sample of the dataset has (None until the data is described)."""
+        return self._input_shape
+
     def set_input_shape(self, shape: Sequence[int] | None) -> None:
         """Plan for this per-sample shape (the dataset's); None falls back to model.input_shape."""
         new = tuple(shape) if shape else None
         if new != self._input_shape:
             self._input_shape = new
+            if self._data is not None and self._data.input_shape != new:
+                self._data = None  # a shape from elsewhere: the old vocabulary no longer holds
             self._replan()
+
+    def set_data_info(self, info: DatasetInfo | None) -> None:
+        """Plan for this dataset: its sample shape, its dtype and its vocabulary (token ids)."""
+        if info == self._data:
+            return
+        self._data = info
+        self._input_shape = tuple(info.input_shape) if info is not None else self._input_shape
+        self._replan()
+
+    @property
+    def data_options(self) -> tuple[int | None, str | None]:
+        """(vocab_size, input_dtype) of the data for `plan_model` / `build_model`: token ids
+        and their vocabulary for text data, else (None, None) (the model's own dtype)."""
+        data = self._data
+        if data is None:
+            return None, None
+        return data.vocab_size, "long" if data.input_dtype == "long" else None
+
+    def input_problem(self) -> str | None:
+        """Why the model's input layer and the data disagree (shape or dtype), or None."""
+        spec, data = self.document.experiment.model, self._data
+        name = data.name if data is not None else self.document.experiment.data.name
+        try:
+            if spec.input_shape is not None and self._input_shape is not None:
+                model_input_shape(spec, self._input_shape, name)
+            if data is not None:
+                model_input_dtype(spec, data)
+        except ModelBuildError as problem:
+            return str(problem)
+        return None
 
     # Qt model ----------------------------------------------------------------
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
@@ -183,6 +234,10 @@ class LayerStackModel(QAbstractTableModel):
         row, column = index.row(), index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, column)
+        if role == Qt.ItemDataRole.EditRole and column == self.INPUTS_COLUMN:
+            return ", ".join(current_inputs(self.layers, row))  # start from what it takes now
+        if role == Qt.ItemDataRole.EditRole and column == self.NAME_COLUMN:
+            return self._display(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.row_problem(row) or self._description(row)
         if role == self.ProblemRole:
@@ -206,12 +261,25 @@ class LayerStackModel(QAbstractTableModel):
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled  # drops land between rows, never on one
-        return (
+        flags = (
             Qt.ItemFlag.ItemIsSelectable
             | Qt.ItemFlag.ItemIsEnabled
             | Qt.ItemFlag.ItemIsDragEnabled
             | Qt.ItemFlag.ItemNeverHasChildren
         )
+        if index.column() in (self.NAME_COLUMN, self.INPUTS_COLUMN):
+            flags |= Qt.ItemFlag.ItemIsEditable
+        return flags
+
+    def setData(self, index: AnyIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Typing a name or inputs into the table: one undo step, or `edit_refused(message)`."""
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        if index.column() == self.NAME_COLUMN:
+            return self.rename_layer(index.row(), str(value or "").strip())
+        if index.column() == self.INPUTS_COLUMN:
+            return self.set_inputs(index.row(), str(value or ""))
+        return False
 
     # drag and drop: a move inside the view becomes one undoable set_layers ---------------
     def supportedDropActions(self) -> Qt.DropAction:
@@ -344,13 +412,51 @@ class LayerStackModel(QAbstractTableModel):
             params[name] = value
         self.set_params(row, params, f"Edit {layer.type} {name}")
 
+    def rename_layer(self, row: int, name: str) -> bool:
+        """Name layer `row` (empty: its position); layers taking it by name follow."""
+        layer = self._rows[row].layer
+        if (layer.name or "") == name:
+            return False
+        return self._push_model(lambda spec: renamed(spec, row, name), f"Rename {layer.type}")
+
+    def set_inputs(self, row: int, text: str) -> bool:
+        """Layer `row` takes the layers named in `text` (`bn2, relu1`; empty: the previous)."""
+        layer = self._rows[row].layer
+        inputs = parse_inputs(text)
+        if inputs == layer.inputs:
+            return False
+        return self._push_model(
+            lambda spec: with_inputs(spec, row, inputs), f"Edit {layer.type} inputs"
+        )
+
+    def connect_layers(self, source: str, row: int) -> bool:
+        """Merge layer `row` also takes `source`'s output (a skip connection); one undo step."""
+        text = f"Connect {source} to {self._rows[row].layer.type}"
+        return self._push_model(lambda spec: connected(spec, source, row), text)
+
+    def set_input_text(self, text: str) -> bool:
+        """The input layer's shape as typed (`50`, `3, 32, 32`); empty: the data's shape."""
+        return self._push_model(lambda spec: with_input_shape(spec, text), "Edit input shape")
+
+    def _push_model(self, edit: Callable[[ModelSpec], ModelSpec], text: str) -> bool:
+        """Apply one model edit as one undo step; a refused edit says why (`edit_refused`)."""
+        before = self.document.experiment.model
+        try:
+            after = edit(before)
+        except ModelEditError as refusal:
+            self.edit_refused.emit(str(refusal))
+            return False
+        self.document.set_model(after, text)
+        return self.document.experiment.model != before
+
     def _push(self, layers: tuple[LayerSpec, ...], text: str) -> None:
         self.document.set_layers(layers, text)
 
     # following the document ------------------------------------------------------------
     def _make_plan(self) -> ModelPlan:
+        vocab, dtype = self.data_options
         model = self.document.experiment.model
-        return plan_model(model, self.input_shape)
+        return plan_model(model, self.input_shape, vocab_size=vocab, input_dtype=dtype)
 
     def _replan(self) -> None:
         """Plan the document's stack again and show the result in every row."""
@@ -404,8 +510,13 @@ class LayerStackModel(QAbstractTableModel):
     # presentation ------------------------------------------------------------------------
     def _display(self, row: int, column: int) -> str:
         planned = self.layer_row(row)
+        layer = self._rows[row].layer
         if column == self.LAYER_COLUMN:
-            return layer_label(self._rows[row].layer, planned.resolved if planned else None)
+            return layer_label(layer, planned.resolved if planned else None)
+        if column == self.NAME_COLUMN:
+            return layer.name or ""
+        if column == self.INPUTS_COLUMN:
+            return ", ".join(layer.inputs) if layer.inputs is not None else ""
         if planned is None:
             return UNKNOWN
         if column == self.SHAPE_COLUMN:

@@ -23,7 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.engine.datasets import DatasetInfo
 from workbench.engine.model_builder import ModelPlan
+from workbench.ui.graph_diagram import GraphDiagram
+from workbench.ui.input_row import InputRow
 from workbench.ui.layer_catalogue_dialog import LayerCatalogueDialog
 from workbench.ui.layer_param_editor import LayerParamEditor
 from workbench.ui.layer_stack_model import LayerStackModel
@@ -60,6 +63,9 @@ class LayerStackPanel(QWidget):
         self._row_before_reset: int | None = None
         self._build()
         self._make_actions()
+        self.diagram = GraphDiagram(self.model)  # the window shows it as a tab beside the stack
+        self.diagram.row_selected.connect(self.select_row)
+        self.model.edit_refused.connect(self._edit_refused)
         self.catalogue.layer_chosen.connect(self.add_layer)
         self.model.plan_changed.connect(self._show_plan)
         self.view.selectionModel().currentRowChanged.connect(self._current_row_changed)
@@ -84,14 +90,26 @@ class LayerStackPanel(QWidget):
         self.view.setDropIndicatorShown(True)
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # Only the Name and Inputs cells are editable (double-click or F2); see the model's flags.
+        triggers = QAbstractItemView.EditTrigger
+        self.view.setEditTriggers(triggers.DoubleClicked | triggers.EditKeyPressed)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(LayerStackModel.LAYER_COLUMN, QHeaderView.ResizeMode.Stretch)
-        for column in (LayerStackModel.SHAPE_COLUMN, LayerStackModel.PARAMETERS_COLUMN):
+        for column in (
+            LayerStackModel.SHAPE_COLUMN,
+            LayerStackModel.PARAMETERS_COLUMN,
+            LayerStackModel.NAME_COLUMN,
+            LayerStackModel.INPUTS_COLUMN,
+        ):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setHighlightSections(False)
+        # Shown as Name | Layer | Inputs | Output shape | Parameters; the model's column
+        # numbers stay as they were (Name and Inputs came later).
+        header.moveSection(header.visualIndex(LayerStackModel.NAME_COLUMN), 0)
+        header.moveSection(header.visualIndex(LayerStackModel.INPUTS_COLUMN), 2)
+        self.input_row = InputRow(self.model)
         rows = self.view.verticalHeader()
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         rows.setDefaultSectionSize(self.fontMetrics().height() + 10)
@@ -142,9 +160,16 @@ class LayerStackPanel(QWidget):
         stack_part = QWidget()
         stack_layout = QVBoxLayout(stack_part)
         stack_layout.setContentsMargins(0, 0, 0, 0)
+        stack_layout.addWidget(self.input_row)
         stack_layout.addWidget(self.view, 1)
         stack_layout.addWidget(self.total_label)
         stack_layout.addWidget(self.problem_label)
+        self.edit_note = QLabel()
+        named(self.edit_note, "layerStackEditNote", "Why the last edit could not be made")
+        self.edit_note.setWordWrap(True)
+        self.edit_note.setStyleSheet(PROBLEM_STYLE)
+        self.edit_note.hide()
+        stack_layout.addWidget(self.edit_note)
         # A splitter keeps the table still while the editor's length changes with the layer.
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("layerStackSplitter")
@@ -280,17 +305,25 @@ class LayerStackPanel(QWidget):
             self.select_row(self.model.move_layer(row, offset))
 
     def validity(self) -> tuple[bool, str]:
-        """(True, "") when the stack builds, else (False, the builder's first problem)."""
+        """(True, "") when the stack builds for the data, else (False, the first problem)."""
         problem = self.model.problem()
-        return (problem is None, "" if problem is None else str(problem))
+        if problem is not None:
+            return (False, str(problem))
+        mismatch = self.model.input_problem()
+        return (mismatch is None, mismatch or "")
 
     def set_input_shape(self, shape: Sequence[int] | None) -> None:
         """The dataset's per-sample shape (None: the experiment's model.input_shape)."""
         self.model.set_input_shape(shape)
 
+    def set_data_info(self, info: DatasetInfo | None) -> None:
+        """The dataset's description: its shape, dtype and vocabulary size the model plans with."""
+        self.model.set_data_info(info)
+
     # following the model -------------------------------------------------------
     def _current_row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         self.editor.set_row(current.row() if current.isValid() else None)
+        self.diagram.select_row(current.row() if current.isValid() else None)
         self._update_actions()
 
     def _rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
@@ -305,9 +338,14 @@ class LayerStackPanel(QWidget):
         row = self._row_before_reset if self._row_before_reset is not None else 0
         self.select_row(min(row, self.model.rowCount() - 1) if self.model.rowCount() else None)
 
+    def _edit_refused(self, message: str) -> None:
+        self.edit_note.setText(f"⚠ {message}")
+        self.edit_note.show()
+
     def _show_plan(self, plan: ModelPlan) -> None:
         ok, message = self.validity()
-        total = f"{self.model.total_parameters:,}" if ok else "?"
+        self.edit_note.hide()  # an edit went through: the last refusal is old news
+        total = f"{self.model.total_parameters:,}" if plan.ok else "?"
         self.total_label.setText(f"Total parameters: {total}")
         self.problem_label.setText(message)
         self.problem_label.setVisible(not ok)
@@ -331,6 +369,9 @@ class LayerStackPanel(QWidget):
         self.editor_box.setEnabled(not reason)
         mode = QAbstractItemView.DragDropMode
         self.view.setDragDropMode(mode.NoDragDrop if reason else mode.InternalMove)
+        triggers = QAbstractItemView.EditTrigger
+        editable = triggers.DoubleClicked | triggers.EditKeyPressed
+        self.view.setEditTriggers(triggers.NoEditTriggers if reason else editable)
         self._update_actions()
 
     def _update_actions(self) -> None:

@@ -193,6 +193,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
         self.insight_panel = InsightPanel(self.document, self.session)
         self.tabs.addTab(self.insight_panel, "&Insight")
         self.tabs.addTab(self.model_view, "&Model")
+        self.tabs.addTab(self.layer_panel.diagram, "&Graph")
         self.checkpoint_editor = CheckpointEditor(model_provider=self._stack_model)
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.quantization_panel = QuantizationPanel(self.current)
@@ -381,6 +382,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
         self.checkpoint_editor.status_message.connect(self.statusBar().showMessage)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
+        self.data_panel.data_info_changed.connect(self.layer_panel.set_data_info)
 
         self.welcome.train_requested.connect(self.start_training)
         self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)

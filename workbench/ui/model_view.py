@@ -11,14 +11,20 @@ from workbench.engine.experiment import ModelSpec
 from workbench.engine.model_builder import BuiltModel, ModelPlan, build_model, summary_text
 from workbench.ui.layer_stack_model import LayerStackModel
 
-BuildKey = tuple[ModelSpec, tuple[int, ...]]
+BuildKey = tuple[ModelSpec, tuple[int, ...], tuple[int | None, str | None]]
 
 
-def build_quietly(spec: ModelSpec, input_shape: tuple[int, ...]) -> BuiltModel:
-    """Build with a fixed seed inside a forked RNG, so showing the model never changes a run."""
+def build_quietly(
+    spec: ModelSpec,
+    input_shape: tuple[int, ...],
+    data: tuple[int | None, str | None] = (None, None),
+) -> BuiltModel:
+    """Build with a fixed seed inside a forked RNG, so showing the model never changes a run;
+    `data` is the data's (vocab_size, input_dtype), as `LayerStackModel.data_options` gives."""
+    vocab_size, input_dtype = data
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return build_model(spec, input_shape)
+        return build_model(spec, input_shape, vocab_size=vocab_size, input_dtype=input_dtype)
 
 
 class ModelView(QWidget):
@@ -59,7 +65,8 @@ class ModelView(QWidget):
         if not plan.ok:
             self._show_problem(plan)
             return
-        key: BuildKey = (self.stack.document.experiment.model, plan.input_shape)
+        model = self.stack.document.experiment.model
+        key: BuildKey = (model, plan.input_shape, self.stack.data_options)
         if key == self._built_key:
             return
         try:

@@ -54,6 +54,22 @@ class SetLayersCommand(QUndoCommand):
         self.document._set_layers(self.old)
 
 
+class SetModelCommand(QUndoCommand):
+    """Replace the whole model section (renames, inputs, the input layer's shape)."""
+
+    def __init__(self, document: ProjectDocument, model: ModelSpec, text: str) -> None:
+        super().__init__(text)
+        self.document = document
+        self.old = document.experiment.model
+        self.new = model
+
+    def redo(self) -> None:
+        self.document._set_model(self.new)
+
+    def undo(self) -> None:
+        self.document._set_model(self.old)
+
+
 class ProjectDocument(QObject):
     """Holds the Experiment; every edit goes through the undo stack and emits `changed`.
 
@@ -112,6 +128,20 @@ class ProjectDocument(QObject):
             return
         if layers != self._experiment.model.layers:
             self.undo_stack.push(SetLayersCommand(self, tuple(layers), text))
+
+    def set_model(self, model: ModelSpec, text: str) -> None:
+        """Replace the model section (layers, names, inputs, input shape): one undo step,
+        refused like a layer edit while the layers are locked."""
+        if self.layers_locked:
+            self.edit_refused.emit(self.layers_locked)
+            return
+        if model != self._experiment.model:
+            self.undo_stack.push(SetModelCommand(self, model, text))
+
+    def _set_model(self, model: ModelSpec) -> None:
+        self._experiment = dataclasses.replace(self._experiment, model=model)
+        self.layers_changed.emit()
+        self.changed.emit()
 
     def _set_section(self, section: str, value: Any) -> None:
         self._experiment = dataclasses.replace(self._experiment, **{section: value})

@@ -220,6 +220,9 @@ class ModelActions(QMainWindow):
         ok, _ = self.layer_panel.validity()
         if not ok:
             return None
+        stack = self.layer_panel.model
+        vocab_size, input_dtype = stack.data_options
+        model = self.document.experiment.model
         return build_model(
-            self.document.experiment.model, self.layer_panel.model.input_shape
+            model, stack.input_shape, vocab_size=vocab_size, input_dtype=input_dtype
         ).module
