@@ -91,6 +91,7 @@ class DataPanel(QWidget):
     """A form over the document's [data] section plus a preview loaded off the GUI thread."""
 
     input_shape_changed = Signal(tuple)
+    vocab_size_changed = Signal(object)  # int | None: the text data's vocabulary size
     preview_ready = Signal(object)  # DatasetPreview
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
@@ -370,6 +371,7 @@ class DataPanel(QWidget):
             info = describe_dataset(data)
         except WorkbenchError:
             return  # the preview reports the problem
+        self.vocab_size_changed.emit(info.vocab_size)
         self.input_shape_changed.emit(tuple(info.input_shape))
 
     def _show_problem(self, message: str) -> None:
@@ -393,6 +395,7 @@ class DataPanel(QWidget):
         else:
             self._show_rows(preview)
         self._show_balance(preview)
+        self.vocab_size_changed.emit(info.vocab_size)
         self.input_shape_changed.emit(tuple(info.input_shape))
         self.preview_ready.emit(preview)
 
@@ -429,6 +432,9 @@ class DataPanel(QWidget):
         self.preview_stack.setCurrentWidget(self.image_grid)
 
     def _show_rows(self, preview: DatasetPreview) -> None:
+        if preview.info.kind == "text":
+            self._show_text_rows(preview)
+            return
         rows = preview.samples.reshape(len(preview.samples), -1)[:48]
         self.table.clear()
         self.table.setRowCount(len(rows))
@@ -438,6 +444,21 @@ class DataPanel(QWidget):
             self.table.setItem(r, 0, QTableWidgetItem(preview.info.class_names[int(label)]))
             for c, value in enumerate(row):
                 self.table.setItem(r, c + 1, QTableWidgetItem(f"{value:.4g}"))
+        self.preview_stack.setCurrentWidget(self.table)
+
+    def _show_text_rows(self, preview: DatasetPreview) -> None:
+        """Token blocks as the text they stand for, beside the text the model must predict."""
+        tokens = preview.info.class_names
+        self.table.clear()
+        self.table.setRowCount(min(len(preview.samples), 48))
+        self.table.setColumnCount(2)
+        self.table.setHorizontalHeaderLabels(["next tokens", "text"])
+        for r, (sample, label) in enumerate(
+            zip(preview.samples[:48], preview.labels, strict=False)
+        ):
+            for c, ids in enumerate((label, sample)):
+                text = "".join(tokens[int(i)] for i in np.ravel(ids) if 0 <= int(i) < len(tokens))
+                self.table.setItem(r, c, QTableWidgetItem(text))
         self.preview_stack.setCurrentWidget(self.table)
 
     def _show_balance(self, preview: DatasetPreview) -> None:

@@ -107,6 +107,7 @@ class LayerStackModel(QAbstractTableModel):
         super().__init__(parent)
         self.document = document
         self._input_shape: Shape | None = tuple(input_shape) if input_shape else None
+        self._vocab_size: int | None = None
         self._plan = self._make_plan()
         # Rows are cached entries so that, while Qt announces an insert, remove or move, the
         # untouched rows keep showing what they showed before; the re-plan follows as dataChanged.
@@ -149,6 +150,12 @@ class LayerStackModel(QAbstractTableModel):
     def row_problem(self, row: int) -> str | None:
         """The builder's message for layer `row`, or None when it has no problem."""
         return self._rows[row].problem if 0 <= row < len(self._rows) else None
+
+    def set_vocab_size(self, size: int | None) -> None:
+        """Plan with the text data's vocabulary (what `Embedding` and `"vocab"` sizes follow)."""
+        if size != self._vocab_size:
+            self._vocab_size = size
+            self._replan()
 
     def set_input_shape(self, shape: Sequence[int] | None) -> None:
         """Plan for this per-sample shape (the dataset's); None falls back to model.input_shape."""
@@ -350,7 +357,7 @@ class LayerStackModel(QAbstractTableModel):
     # following the document ------------------------------------------------------------
     def _make_plan(self) -> ModelPlan:
         model = self.document.experiment.model
-        return plan_model(model, self.input_shape)
+        return plan_model(model, self.input_shape, vocab_size=self._vocab_size)
 
     def _replan(self) -> None:
         """Plan the document's stack again and show the result in every row."""

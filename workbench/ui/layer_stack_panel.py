@@ -284,6 +284,9 @@ class LayerStackPanel(QWidget):
         problem = self.model.problem()
         return (problem is None, "" if problem is None else str(problem))
 
+    def set_vocab_size(self, size: int | None) -> None:
+        self.model.set_vocab_size(size)
+
     def set_input_shape(self, shape: Sequence[int] | None) -> None:
         """The dataset's per-sample shape (None: the experiment's model.input_shape)."""
         self.model.set_input_shape(shape)

@@ -195,6 +195,10 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.quantization_panel = QuantizationPanel(self.current)
         self.tabs.addTab(self.quantization_panel, "&Quantize")
+        from workbench.ui.generate_panel import GeneratePanel
+
+        self.generate_panel = GeneratePanel(self.current, self.session)
+        self.tabs.addTab(self.generate_panel, "&Generate")
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()
@@ -376,6 +380,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.checkpoint_editor.status_message.connect(self.statusBar().showMessage)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
+        self.data_panel.vocab_size_changed.connect(self.layer_panel.set_vocab_size)
 
         self.welcome.train_requested.connect(self.start_training)
         self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)
