@@ -141,6 +141,7 @@ def test_stop_ends_a_long_generation_early(
 ) -> None:
     open_tiny_gpt(qtbot, window, tmp_path)  # the fresh initialisation is the current model
     panel = window.generate_panel
+    panel.prompt.setText("the ")
     panel.tokens.setValue(100_000)
     with qtbot.waitSignal(panel.controller.piece, timeout=60_000):
         panel.generate()

@@ -521,6 +521,8 @@ class PlotsPanel(QWidget):
             self.accuracy_plot.setLabel(
                 "left", "Perplexity (e^loss)" if text_run else "Accuracy (%)"
             )
+            legend = self.accuracy_plot.getPlotItem().legend  # away from the falling curves
+            legend.setOffset((-10, 10) if text_run else (-10, -10))
 
     def _describe_metric(self, x: float) -> tuple[float, float, str] | None:
         metric, number = ("perplexity", "{:.2f}") if self._text_run else ("accuracy", "{:.2f}%")

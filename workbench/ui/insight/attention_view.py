@@ -52,6 +52,7 @@ class AttentionView(QWidget):
         self.layer = QComboBox()
         self.layer.setObjectName("attentionLayerPicker")
         self.layer.setAccessibleName("attentionLayerPicker")
+        self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.head = QComboBox()
         self.head.setObjectName("attentionHeadPicker")
         self.head.setAccessibleName("attentionHeadPicker")
