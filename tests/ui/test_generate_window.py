@@ -3,6 +3,7 @@ attention maps, and the text metrics (perplexity, bits per character) in place o
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -95,6 +96,12 @@ def test_the_generate_tab_shows_a_sample_at_each_epochs_end_while_a_text_model_t
     sample_text = samples.split("— Epoch 2 —")[1].strip()
     assert len(sample_text) > 20 and set(sample_text) <= set(TEXT) | {"\n"}
     assert window.generate_panel.model_label.text() == "Generating from: run 1"
+    table = window.data_panel.table  # the data preview shows text, not token ids
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers == ["next tokens", "text"]
+    first = table.item(0, 1).text()
+    assert len(first) == 12 and first in TEXT
+    assert table.item(0, 0).text() == TEXT[TEXT.index(first) + 1 :][:12]
 
 
 def test_text_runs_show_perplexity_and_bits_per_character_instead_of_accuracy(
@@ -116,7 +123,14 @@ def test_text_runs_show_perplexity_and_bits_per_character_instead_of_accuracy(
     assert plots.accuracy_plot.getPlotItem().titleLabel.text == "Perplexity per epoch"
     x, y = plots.val_accuracy_curve.getData()
     assert list(x) == [1.0, 2.0] and y[-1] == report.val_perplexity
-    assert "perplexity" in plots.hover_text("accuracy") or plots.hover_text("accuracy") == ""
+    described = plots._describe_metric(2.0)
+    assert described is not None
+    assert described[2] == (
+        f"epoch 2\ntrain perplexity {report.train_perplexity:.2f}\n"
+        f"validation perplexity {report.val_perplexity:.2f}"
+    )
+    plots.reset(None)  # the next run may be a classifier again
+    assert plots.accuracy_plot.getPlotItem().titleLabel.text == "Accuracy per epoch"
 
 
 def test_generate_streams_text_token_by_token_and_a_seed_makes_it_reproducible(
@@ -204,3 +218,23 @@ def test_the_attention_map_of_a_prompt_is_drawn_per_layer_and_head(
     assert labels == ["t", "h", "e", "␣", "c", "a", "t", "␣", "s", "a", "t"]
     window.generate_panel.resize(1000, 700)
     window.generate_panel.grab().save(str(tmp_path / "attention.png"))
+
+
+def test_a_model_without_attention_layers_says_so(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> None:
+    open_tiny_gpt(qtbot, window, tmp_path)
+    lstm = window.document.experiment.model.layers
+    window.document.set_layers(
+        (lstm[0], dataclasses.replace(lstm[2], type="LSTM", params={"hidden_size": 16}), lstm[4]),
+        "LSTM instead of blocks",
+    )
+    view = window.generate_panel.attention_view
+    view.prompt.setText("the cat")
+    with qtbot.waitSignal(window.generate_panel.controller.attention_failed, timeout=60_000):
+        view.show_button.click()
+    assert view.message.text() == (
+        "fresh initialisation has no attention layer (TransformerBlock or "
+        "TransformerEncoderLayer): there is no attention map to show"
+    )
+    assert view.shown_weights() is None

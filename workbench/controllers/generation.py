@@ -9,20 +9,21 @@ EpochSampler rides along the run and sends the sample it draws at each epoch's e
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from torch import nn
 
 from workbench.controllers.current_model import CurrentModelHolder
-from workbench.controllers.jobs import JobRunner
+from workbench.controllers.jobs import JobRunner, one_line
 from workbench.controllers.run_session import RunSession
 from workbench.engine.current_model import CurrentModel
 from workbench.engine.datasets.text import text_vocabulary
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.generation import EpochSampler, SamplingSettings, TextModel, open_text_model
 from workbench.engine.insight.attention import PromptAttention, prompt_attention
-from workbench.engine.reports import EpochReport, TrainingObserver
+from workbench.engine.reports import BaseObserver, EpochReport, RunStarted, TrainingObserver
 from workbench.engine.task import NEXT_TOKEN, task_kind
 from workbench.engine.trainer import Trainer
 
@@ -39,22 +40,35 @@ def text_model_of(model: CurrentModel) -> TextModel:
     return open_text_model(model.experiment, model.weights())
 
 
-class GuardedSampler(EpochSampler):
-    """An epoch sampler that never stops the run: a failure is reported once, then it rests."""
+class GuardedSampler(BaseObserver):
+    """Samples at each epoch's end of a text run, on the training thread; it never stops the
+    run: a failure is reported once, then it rests."""
 
     def __init__(self, trainer: Trainer, controller: GenerationController) -> None:
-        data = trainer.experiment.data
-        super().__init__(text_vocabulary(data), data.block_size, controller.sample_ready.emit)
-        self.controller, self.active = controller, True
+        self.data, self.controller = trainer.experiment.data, controller
+        self.sampler: EpochSampler | None = None
+
+    def on_started(self, report: RunStarted) -> None:
+        del report  # the text is read here, on the training thread, not when the run is asked for
+        self._guarded(self._start)
+
+    def _start(self) -> None:
+        vocabulary = text_vocabulary(self.data)
+        emit = self.controller.sample_ready.emit
+        self.sampler = EpochSampler(vocabulary, self.data.block_size, emit)
 
     def on_epoch_model(self, model: nn.Module, report: EpochReport) -> None:
-        if not self.active:
-            return
+        sampler = self.sampler
+        if sampler is not None:
+            self._guarded(sampler.on_epoch_model, model, report)
+
+    def _guarded(self, work: Callable[..., None], *args: Any) -> None:
         try:
-            super().on_epoch_model(model, report)
+            work(*args)
         except Exception as exc:  # noqa: BLE001 - a sample must never stop the training
-            self.active = False
-            self.controller.failed.emit(f"No more samples during this run: {exc}")
+            self.sampler = None
+            why = str(exc) if isinstance(exc, WorkbenchError) else one_line(exc)
+            self.controller.failed.emit(f"No more samples during this run: {why}")
 
 
 class GenerationController(QObject):
@@ -146,11 +160,7 @@ class GenerationController(QObject):
     def _sampler_for(self, trainer: Trainer) -> TrainingObserver | None:
         if task_kind(trainer.experiment.data) != NEXT_TOKEN:
             return None
-        try:
-            return GuardedSampler(trainer, self)
-        except WorkbenchError as exc:  # the text cannot be read: the run will say why
-            self.failed.emit(f"No samples during this run: {exc}")
-            return None
+        return GuardedSampler(trainer, self)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         self.detach()

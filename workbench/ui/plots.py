@@ -525,9 +525,14 @@ class PlotsPanel(QWidget):
             legend.setOffset((-10, 10) if text_run else (-10, -10))
 
     def _describe_metric(self, x: float) -> tuple[float, float, str] | None:
-        metric, number = ("perplexity", "{:.2f}") if self._text_run else ("accuracy", "{:.2f}%")
-        series = [("train", f"train_{metric}"), ("validation", f"val_{metric}")]
-        return self._epoch_describer(series, number)(x)
+        if self._text_run:
+            series = [
+                ("train perplexity", "train_perplexity"),
+                ("validation perplexity", "val_perplexity"),
+            ]
+            return self._epoch_describer(series, "{:.2f}")(x)
+        series = [("train", "train_accuracy"), ("validation", "val_accuracy")]
+        return self._epoch_describer(series, "{:.2f}%")(x)
 
     def _frame_constant_lr(self, rates: np.ndarray) -> None:
         """A constant learning rate auto-ranges to a meaningless +-400 band: show 0 to 2x it."""
