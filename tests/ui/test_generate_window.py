@@ -129,6 +129,9 @@ def test_text_runs_show_perplexity_and_bits_per_character_instead_of_accuracy(
         f"epoch 2\ntrain perplexity {report.train_perplexity:.2f}\n"
         f"validation perplexity {report.val_perplexity:.2f}"
     )
+    runs = window.runs_panel.model
+    assert runs.data(runs.index(0, 4)) == f"perplexity {report.val_perplexity:.2f}"
+    assert runs.data(runs.index(0, 5)) == f"{report.val_loss:.4f}"
     plots.reset(None)  # the next run may be a classifier again
     assert plots.accuracy_plot.getPlotItem().titleLabel.text == "Accuracy per epoch"
 
