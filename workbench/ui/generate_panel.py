@@ -80,7 +80,7 @@ class GeneratePanel(QWidget):
         self.temperature.setSingleStep(0.1)
         self.temperature.setValue(0.8)
         self.temperature.setToolTip("0: always the most likely token; higher: more surprising")
-        self.generate_button = QPushButton("&Generate")
+        self.generate_button = QPushButton("Generate")  # Alt+G is the tab's
         self.generate_button.setObjectName("generateButton")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("stopGenerationButton")

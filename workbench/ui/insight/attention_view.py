@@ -72,10 +72,16 @@ class AttentionView(QWidget):
         plot.invertY(True)
         plot.setLabel("left", "token (query)")
         plot.setLabel("bottom", "attends to (key)")
+        for side in ("left", "bottom"):
+            plot.getAxis(side).enableAutoSIPrefix(False)
+            plot.getAxis(side).setTicks([[]])  # the prompt's tokens, once there is a map
+        plot.setRange(xRange=(0, 8), yRange=(0, 8), padding=0.02)
         image = pg.ImageItem(axisOrder="row-major")
         image.setColorMap(pg.colormap.get("viridis"))
         plot.addItem(image)
-        bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), width=12)
+        bar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), width=12, interactive=False
+        )
         bar.setImageItem(image, insert_in=plot.getPlotItem())
         return plot, image
 
