@@ -45,6 +45,7 @@ def close_window(main: MainWindow) -> None:
     main.quantization_panel.controller.shutdown()
     main.experiments_tab.shutdown()
     main.memory_fit.shutdown()
+    main.generate_panel.shutdown()
 
 
 @pytest.fixture

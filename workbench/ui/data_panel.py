@@ -432,6 +432,9 @@ class DataPanel(QWidget):
         self.preview_stack.setCurrentWidget(self.image_grid)
 
     def _show_rows(self, preview: DatasetPreview) -> None:
+        if preview.info.kind == "text":
+            self._show_text_rows(preview)
+            return
         rows = preview.samples.reshape(len(preview.samples), -1)[:48]
         self.table.clear()
         self.table.setRowCount(len(rows))
@@ -441,6 +444,21 @@ class DataPanel(QWidget):
             self.table.setItem(r, 0, QTableWidgetItem(_label_text(preview, label)))
             for c, value in enumerate(row):
                 self.table.setItem(r, c + 1, QTableWidgetItem(f"{value:.4g}"))
+        self.preview_stack.setCurrentWidget(self.table)
+
+    def _show_text_rows(self, preview: DatasetPreview) -> None:
+        """Token blocks as the text they stand for, beside the text the model must predict."""
+        tokens = preview.info.class_names
+        self.table.clear()
+        self.table.setRowCount(min(len(preview.samples), 48))
+        self.table.setColumnCount(2)
+        self.table.setHorizontalHeaderLabels(["next tokens", "text"])
+        for r, (sample, label) in enumerate(
+            zip(preview.samples[:48], preview.labels, strict=False)
+        ):
+            for c, ids in enumerate((label, sample)):
+                text = "".join(tokens[int(i)] for i in np.ravel(ids) if 0 <= int(i) < len(tokens))
+                self.table.setItem(r, c, QTableWidgetItem(text))
         self.preview_stack.setCurrentWidget(self.table)
 
     def _show_balance(self, preview: DatasetPreview) -> None:

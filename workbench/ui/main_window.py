@@ -200,6 +200,10 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
         self.tabs.addTab(self.quantization_panel, "&Quantize")
         self.build_profile_tab()
         self._build_experiment_lab()
+        from workbench.ui.generate_panel import GeneratePanel
+
+        self.generate_panel = GeneratePanel(self.current, self.session)
+        self.tabs.addTab(self.generate_panel, "&Generate")
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()

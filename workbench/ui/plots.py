@@ -215,6 +215,7 @@ class PlotsPanel(QWidget):
         self._batch_frame: tuple[float, float, float, float] | None = None
         self._ema = math.nan
         self._epoch_reports: list[EpochReport] = []
+        self._text_run = False  # a next-token run: perplexity takes the accuracy plot's place
 
         self.loss_plot = self._make_plot("lossPlot", "Training loss per batch", "Loss", False)
         self.epoch_loss_plot = self._make_plot("epochLossPlot", "Loss per epoch", "Loss", True)
@@ -236,12 +237,7 @@ class PlotsPanel(QWidget):
                     [("train", "train_loss"), ("validation", "val_loss")], "{:.4f}"
                 ),
             ),
-            "accuracy": HoverReadout(
-                self.accuracy_plot,
-                self._epoch_describer(
-                    [("train", "train_accuracy"), ("validation", "val_accuracy")], "{:.2f}%"
-                ),
-            ),
+            "accuracy": HoverReadout(self.accuracy_plot, self._describe_metric),
             "lr": HoverReadout(self.lr_plot, self._epoch_describer([("lr", "lr")], "{:.4g}")),
         }
         self._layout_widgets()
@@ -502,17 +498,41 @@ class PlotsPanel(QWidget):
     def _redraw_epochs(self) -> None:
         points = self.epoch_points()
         epochs = points["epoch"]
+        self._show_metric(text_run=bool(np.isfinite(points["train_perplexity"]).any()))
+        metric = "perplexity" if self._text_run else "accuracy"
         for curve, name in (
             (self.train_loss_curve, "train_loss"),
             (self.val_loss_curve, "val_loss"),
-            (self.train_accuracy_curve, "train_accuracy"),
-            (self.val_accuracy_curve, "val_accuracy"),
+            (self.train_accuracy_curve, f"train_{metric}"),
+            (self.val_accuracy_curve, f"val_{metric}"),
             (self.lr_curve, "lr"),
         ):
             known = np.isfinite(points[name])  # runs without validation leave gaps, not zeros
             curve.setData(epochs[known], points[name][known])
         self._frame_empty_epoch_plots(len(epochs) == 0)
         self._frame_constant_lr(points["lr"])
+
+    def _show_metric(self, text_run: bool) -> None:
+        """Accuracy means nothing for a text run: its plot shows perplexity (e^loss) instead."""
+        if text_run != self._text_run:
+            self._text_run = text_run
+            name = "Perplexity" if text_run else "Accuracy"
+            self.accuracy_plot.setTitle(f"{name} per epoch")
+            self.accuracy_plot.setLabel(
+                "left", "Perplexity (e^loss)" if text_run else "Accuracy (%)"
+            )
+            legend = self.accuracy_plot.getPlotItem().legend  # away from the falling curves
+            legend.setOffset((-10, 10) if text_run else (-10, -10))
+
+    def _describe_metric(self, x: float) -> tuple[float, float, str] | None:
+        if self._text_run:
+            series = [
+                ("train perplexity", "train_perplexity"),
+                ("validation perplexity", "val_perplexity"),
+            ]
+            return self._epoch_describer(series, "{:.2f}")(x)
+        series = [("train", "train_accuracy"), ("validation", "val_accuracy")]
+        return self._epoch_describer(series, "{:.2f}%")(x)
 
     def _frame_constant_lr(self, rates: np.ndarray) -> None:
         """A constant learning rate auto-ranges to a meaningless +-400 band: show 0 to 2x it."""
@@ -596,10 +616,12 @@ class PlotsPanel(QWidget):
         )
 
     def epoch_points(self) -> dict[str, np.ndarray]:
-        """Per-epoch values as drawn: losses, accuracies in percent, lr; NaN where not reported."""
+        """Per-epoch values as drawn: losses, accuracies in percent, lr, perplexities (text runs);
+        NaN where not reported."""
+        names = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr")
         points = {
             name: self._epoch[name].view().copy()
-            for name in ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr")
+            for name in (*names, "train_perplexity", "val_perplexity")
         }
         points["train_accuracy"] *= 100.0
         points["val_accuracy"] *= 100.0

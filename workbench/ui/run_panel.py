@@ -215,6 +215,11 @@ class RunPanel(QWidget):
         parts = [f"Epoch {report.epoch}/{report.epochs} done"]
         if report.val_accuracy is not None:
             parts.append(f"val acc {report.val_accuracy * 100:.2f}%")
+        elif report.val_perplexity is not None:  # a text run: accuracy means nothing there
+            parts.append(
+                f"val loss {report.val_loss:.3f} · perplexity {report.val_perplexity:.2f} · "
+                f"{report.val_bits_per_char:.2f} bits/char"
+            )
         parts.append(f"{report.samples_per_second:,.0f} samples/s")
         if report.epoch < report.epochs:
             parts.append(self._eta(fraction))

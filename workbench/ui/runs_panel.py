@@ -125,7 +125,9 @@ class RunsTableModel(RunListModel):
             done = str(metrics.get("epochs_completed", ""))
             return done if status in (None, "completed") else f"{done} ({status.replace('_', ' ')})"
         if column == 4:
-            accuracy = metrics.get("val_accuracy")
+            accuracy, perplexity = metrics.get("val_accuracy"), metrics.get("val_perplexity")
+            if accuracy is None and perplexity is not None:  # a text run: no accuracy to show
+                return f"perplexity {float(perplexity):.2f}"
             return "n/a" if accuracy is None else f"{float(accuracy):.2%}"
         if column == 5:
             loss = metrics.get("val_loss")

@@ -59,6 +59,7 @@ def run_record(
         "epochs_completed",
         "wall_seconds",
         "status",
+        "val_perplexity",  # text runs
     )
     return RunRecord(
         name=name,
