@@ -43,6 +43,7 @@ def close_window(main: MainWindow) -> None:
     main.data_panel.shutdown()
     main.insight_panel.shutdown()
     main.quantization_panel.controller.shutdown()
+    main.transfer.shutdown()
 
 
 @pytest.fixture

@@ -96,6 +96,9 @@ class _Field:
     def on_commit(self, commit: Callable[[], None]) -> None:
         raise NotImplementedError
 
+    def show_row(self, planned: LayerRow | None) -> None:
+        """What the plan says about the whole layer (a Backbone's frozen parameters)."""
+
 
 class _IntField(_Field):
     def __init__(self, param: ParamSpec) -> None:
@@ -227,6 +230,10 @@ def _step(default: Any) -> float:
 
 def make_field(param: ParamSpec) -> _Field:
     """The control for a ParamSpec: its kind decides, inferred sizes are text with a hint."""
+    if param.kind in ("text", "bool_or_text"):
+        from workbench.ui.backbone_fields import backbone_field
+
+        return backbone_field(param)
     if param.inferred or param.kind == "int_or_tuple":
         return _SizesField(param)
     if param.kind == "int":
@@ -364,6 +371,7 @@ class LayerParamEditor(QWidget):
         for name, field in self.fields.items():
             blocker = QSignalBlocker(field.widget)
             field.show(layer.params.get(name), resolved.get(name, field.param.default))
+            field.show_row(planned)
             del blocker
 
     def _commit(self, field: _Field) -> None:
