@@ -28,8 +28,8 @@ from workbench.engine.experiment_model import experiment_preprocessing
 from workbench.ui.insight.evaluation_view import image_pixmap
 from workbench.ui.project_document import ProjectDocument
 
-ROWS, COLUMNS = 3, 4
-CELL = 104  # pixels of one sample in the grid
+ROWS, COLUMNS = 4, 3
+CELL = 96  # pixels of one sample in the grid
 DELAY_MS = 150  # the preview waits for a pause in editing
 # name, label, maximum, step, tooltip
 FACTORS = (
@@ -139,12 +139,12 @@ class AugmentationPanel(QWidget):
         grid_box.setLayout(self.grid)
         inner = QWidget()
         layout = QVBoxLayout(inner)
-        layout.addWidget(
-            QLabel(
-                "Random changes to <b>training</b> images only; validation images are never "
-                "augmented."
-            )
+        intro = QLabel(
+            "Random changes to <b>training</b> images only; validation images are never "
+            "augmented."
         )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
@@ -152,6 +152,7 @@ class AugmentationPanel(QWidget):
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
