@@ -109,6 +109,15 @@ def test_start_from_pretrained_preview_train_and_grad_cam(
     assert text.startswith("validation image 0: the model says <b>")
     assert any(f"<b>{name}</b>" in text for name in CLASSES)
     assert "Grad-CAM of backbone.layer4" in text
+
+    insight.predict.predict_sample_index(2)  # "why did it say ...": the Predict tab's input
+    view.target.setCurrentIndex(view.target.findData(1))  # the evidence for the second class
+    with qtbot.waitSignal(view.explained, timeout=30_000) as explained:
+        view.explain_predict.click()
+    assert explained.args[0].source == "the Predict tab's input"
+    assert explained.args[0].cam.target == 1
+    assert view.label.text().startswith("the Predict tab's input: the model says <b>")
+    assert f"the evidence for <b>{CLASSES[1]}</b> lies" in view.label.text()
     window.grab().save(str(place / "window.png"))
 
 
