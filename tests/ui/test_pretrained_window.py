@@ -125,11 +125,19 @@ def test_the_dialog_names_what_is_missing(
     qtbot: QtBot, window: MainWindow, place: Path, tmp_path: Path
 ) -> None:
     dialog = open_dialog(qtbot, window)
+    dialog.filter.setText("MobileNet")
+    shown = {dialog.proxy.index(row, 0).data() for row in range(dialog.proxy.rowCount())}
+    assert shown == {"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"}
+    assert not dialog.select_arch("resnet18") and not dialog.ok_button.isEnabled()
+    dialog.filter.clear()
     fill_in(dialog, place)
     dialog.weights_file.setText(str(tmp_path / "nowhere.pth"))
     dialog.ok_button.click()
     assert dialog.isVisible()
-    assert dialog.problem.text() == f"Weights: {tmp_path / 'nowhere.pth'}: file not found; check the path"
+    assert (
+        dialog.problem.text()
+        == f"Weights: {tmp_path / 'nowhere.pth'}: file not found; check the path"
+    )
     dialog.weights.setCurrentIndex(dialog.weights.findData("none"))
     (tmp_path / "one" / "cat").mkdir(parents=True)
     dialog.folder.setText(str(tmp_path / "one"))

@@ -140,8 +140,7 @@ class AugmentationPanel(QWidget):
         inner = QWidget()
         layout = QVBoxLayout(inner)
         intro = QLabel(
-            "Random changes to <b>training</b> images only; validation images are never "
-            "augmented."
+            "Random changes to <b>training</b> images only; validation images are never augmented."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)

@@ -122,6 +122,7 @@ class PretrainedStartDialog(QDialog):
         self.setObjectName("pretrainedStartDialog")
         self.setWindowTitle("Start from a pretrained network")
         self.resize(820, 600)
+        self.made: Experiment | None = None  # the project, once Create project succeeded
         self.catalogue = CatalogueModel(self)
         self.jobs = JobRunner(self, name="Backbones")
         self.jobs.succeeded.connect(lambda _key, entries: self._show_catalogue(entries))
@@ -357,10 +358,15 @@ def open_pretrained_start(window: MainWindow) -> PretrainedStartDialog | None:
         return None
     dialog = PretrainedStartDialog(window)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.accepted.connect(lambda: start_project(window, dialog.made))
+    dialog.accepted.connect(lambda: _start_made(window, dialog))
     dialog.finished.connect(lambda _result: dialog.shutdown())
     dialog.open()
     return dialog
+
+
+def _start_made(window: MainWindow, dialog: PretrainedStartDialog) -> None:
+    if dialog.made is not None:
+        start_project(window, dialog.made)
 
 
 def start_project(window: MainWindow, experiment: Experiment) -> None:
