@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
 from tests.transfer_helpers import RESNET18_FILE, save_random_resnet18
@@ -35,8 +36,11 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def open_dialog(qtbot: QtBot, window: MainWindow) -> PretrainedStartDialog:
-    window.welcome.pretrained_button.click()
+def open_dialog(qtbot: QtBot, window: MainWindow, from_menu: bool = False) -> PretrainedStartDialog:
+    if from_menu:
+        window.transfer.pretrained_action.trigger()
+    else:
+        window.welcome.pretrained_button.click()
     dialog = window.findChild(PretrainedStartDialog)
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(lambda: dialog.catalogue.rowCount() > 50, timeout=30_000)
@@ -153,7 +157,10 @@ def test_the_dialog_names_what_is_missing(
 def test_the_layer_editor_sets_what_trains_and_counts_it(
     qtbot: QtBot, window: MainWindow, place: Path
 ) -> None:
-    dialog = open_dialog(qtbot, window)
+    menus = [menu for menu in window.new_action.associatedObjects() if isinstance(menu, QMenu)]
+    actions = menus[0].actions()  # File: New, then Start from a Pretrained Network…
+    assert actions[actions.index(window.new_action) + 1] is window.transfer.pretrained_action
+    dialog = open_dialog(qtbot, window, from_menu=True)
     fill_in(dialog, place, freeze="last")
     dialog.stages.setValue(2)
     dialog.ok_button.click()
