@@ -122,6 +122,20 @@ def test_start_from_pretrained_preview_train_and_grad_cam(
     assert explained.args[0].cam.target == 1
     assert view.label.text().startswith("the Predict tab's input: the model says <b>")
     assert f"the evidence for <b>{CLASSES[1]}</b> lies" in view.label.text()
+
+    # a double-click on a sample of the Evaluation gallery explains it too
+    qtbot.waitUntil(lambda: insight.evaluated_epoch == 1, timeout=60_000)
+    result = insight.evaluation.result
+    assert result is not None
+    cell = int(result.targets[3]), int(result.predictions[3])
+    assert 3 in insight.evaluation.show_cell(*cell)
+    row = insight.evaluation.shown_indices.index(3)
+    sample = insight.evaluation.gallery.item(row)
+    insight.show_tab("evaluation")
+    with qtbot.waitSignal(view.explained, timeout=30_000) as explained:
+        insight.evaluation.gallery.itemDoubleClicked.emit(sample)
+    assert explained.args[0].source == "validation image 3"
+    assert insight.tabs.currentWidget() is view
     window.grab().save(str(place / "window.png"))
 
 
