@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QLineEdit, QMenu
 from pytestqt.qtbot import QtBot
 
 from tests.transfer_helpers import RESNET18_FILE, save_random_resnet18
@@ -196,6 +196,12 @@ def test_the_layer_editor_sets_what_trains_and_counts_it(
     assert window.document.experiment.model.layers[0].params["freeze"] == "last:2"
     assert freeze.stages.maximum() == 6  # type: ignore[attr-defined]
     assert "2: layer3, layer4" in freeze.stages.toolTip()  # type: ignore[attr-defined]
+    arch, weights = editor.field("arch"), editor.field("weights")
+    assert isinstance(arch, QLineEdit) and isinstance(weights, QLineEdit)
+    assert arch.text() == "resnet18" and arch.completer() is not None
+    weights.setText("none")
+    weights.editingFinished.emit()
+    assert window.document.experiment.model.layers[0].params["weights"] == "none"
 
 
 def test_augmentation_panel_explains_itself_without_an_image_folder(
