@@ -46,6 +46,7 @@ def close_window(main: MainWindow) -> None:
     main.experiments_tab.shutdown()
     main.memory_fit.shutdown()
     main.generate_panel.shutdown()
+    main.transfer.shutdown()
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ def test_a_first_run_has_not_dismissed_the_welcome(settings: QSettings) -> None:
         ("train_button", "train_requested"),
         ("open_button", "open_checkpoint_requested"),
         ("quantize_button", "quantize_requested"),
+        ("pretrained_button", "pretrained_requested"),
     ],
 )
 def test_each_button_emits_its_intent(
@@ -53,7 +54,8 @@ def test_buttons_carry_names_and_icons(qtbot: QtBot, settings: QSettings) -> Non
     banner = make_banner(qtbot, settings)
     assert banner.objectName() == "welcomeBanner"
     assert banner.train_button.objectName() == "welcomeTrainButton"
-    for button in (banner.train_button, banner.open_button, banner.quantize_button):
+    buttons = (banner.train_button, banner.open_button, banner.quantize_button)
+    for button in (*buttons, banner.pretrained_button):
         assert not button.icon().isNull(), button.text()
         assert button.toolTip()
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -65,6 +66,7 @@ from workbench.ui.insight.code_view import PythonHighlighter
 from workbench.ui.insight.decision_boundary_view import DecisionBoundaryView
 from workbench.ui.insight.doctor_banner import DoctorBanner
 from workbench.ui.insight.evaluation_view import EvaluationView
+from workbench.ui.insight.gradcam_view import GradCamView
 from workbench.ui.insight.graph_view import AutogradGraphView
 from workbench.ui.insight.model_probe_view import ModelProbeView
 from workbench.ui.insight.norm_plot import SparseLogAxis
@@ -75,7 +77,7 @@ from workbench.ui.qt import pg
 Array = np.ndarray[Any, Any]
 GRAPH_BATCH = 4  # samples in the autograd graph's forward pass
 CODE_DELAY_MS = 250  # the script preview waits for a pause in editing
-TABS = ("boundary", "evaluation", "predict", "probe", "graph", "code")
+TABS = ("boundary", "evaluation", "predict", "probe", "graph", "code", "gradcam")
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,10 +90,11 @@ class EvaluationOutcome:
 
 
 class InsightPanel(QWidget):
-    """The doctor's banner over six tabs: decision boundary, evaluation, predict, inside the
-    model, autograd graph and code. It follows the session's in-process runs as they train, and
-    otherwise shows the model `show_model()` hands it (a loaded file, an earlier or DDP run);
-    the window places it, calls `show_model` and `clear` (another project) and `shutdown()`."""
+    """The doctor's banner over seven tabs: decision boundary, evaluation, predict, inside the
+    model, autograd graph, code and Grad-CAM. It follows the session's in-process runs as they
+    train, and otherwise shows the model `show_model()` hands it (a loaded file, an earlier or
+    DDP run); the window places it, calls `show_model` and `clear` (another project) and
+    `shutdown()`."""
 
     evaluation_updated = Signal(int)  # the epoch whose evaluation is now shown
     graph_updated = Signal()
@@ -147,6 +150,8 @@ class InsightPanel(QWidget):
         self.tabs.addTab(self._probe_page(), "Inside the model")
         self.tabs.addTab(self._graph_page(), "Autograd graph")
         self.tabs.addTab(self._code_page(), "Code")
+        self.gradcam = GradCamView(lambda: self.predict.last_input)
+        self.tabs.addTab(self.gradcam, "Grad-CAM")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -255,6 +260,12 @@ class InsightPanel(QWidget):
             lambda message: self._show_status(f"Cannot show this model: {message}")
         )
         self.code_timer.timeout.connect(self.refresh_code)
+        self.evaluation.gallery.itemDoubleClicked.connect(self._explain_gallery_item)
+
+    def _explain_gallery_item(self, item: QListWidgetItem) -> None:
+        """A double-click on an evaluation sample: why did the model say that?"""
+        if self.gradcam.explain_sample(int(item.data(Qt.ItemDataRole.UserRole))):
+            self.show_tab("gradcam")
 
     def tab(self, name: str) -> QWidget:
         """A tab's page by short name: boundary, evaluation, predict, probe, graph or code."""
@@ -271,7 +282,7 @@ class InsightPanel(QWidget):
         self.relay.detach()
         self.code_timer.stop()
         self._pending_evaluation, self._graph_waiting = None, False
-        tasks = (self.evaluation_task, self.graph_task, self.model_task)
+        tasks = (self.evaluation_task, self.graph_task, self.model_task, self.gradcam)
         return all([task.shutdown(timeout_ms) for task in tasks])
 
     # ------------------------------------------------------------------ a run
@@ -297,6 +308,7 @@ class InsightPanel(QWidget):
         self.evaluated_epoch, self._pending_evaluation = None, None
         self._reset_views()
         self.predict.set_model(None, ())
+        self.gradcam.set_model(None, None, ())
         self.boundary.set_data(np.zeros((0, 2)), np.zeros(0, dtype=np.int64))
         self._show_boundary_page()
         self._graph_dirty = True
@@ -323,6 +335,7 @@ class InsightPanel(QWidget):
         self.status.hide()
         self.snapshot = insight.model
         self.predict.set_model(insight.model, context.info.class_names)
+        self.gradcam.set_model(insight.model, self.samples, context.info.class_names)
         if insight.grid is not None:
             self.boundary.record_epoch(0, insight.grid)
             self.boundary.epoch_label.setText(self.current_model.name)
@@ -344,6 +357,7 @@ class InsightPanel(QWidget):
             info.kind, info.input_shape, input_normalization(context.experiment.data), self.samples
         )
         self.predict.set_model(None, info.class_names)
+        self.gradcam.set_model(None, self.samples, info.class_names)
         points = context.points
         if points is not None:
             self.boundary.set_data(
@@ -374,6 +388,7 @@ class InsightPanel(QWidget):
         first = self.snapshot is None
         self.snapshot = insight.model
         self.predict.set_model(insight.model, context.info.class_names)
+        self.gradcam.set_model(insight.model, self.samples, context.info.class_names)
         self._queue_evaluation(self._evaluation_job(context, insight.model, insight.report.epoch))
         if first:  # training changes the weights, never the graph: one redraw per run will do
             self._graph_dirty = True

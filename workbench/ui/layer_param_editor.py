@@ -96,6 +96,9 @@ class _Field:
     def on_commit(self, commit: Callable[[], None]) -> None:
         raise NotImplementedError
 
+    def show_row(self, planned: LayerRow | None) -> None:
+        """What the plan says about the whole layer (a Backbone's frozen parameters)."""
+
 
 class _IntField(_Field):
     def __init__(self, param: ParamSpec) -> None:
@@ -205,35 +208,6 @@ class _SizesField(_Field):
         self.edit.editingFinished.connect(commit)
 
 
-class _TextField(_Field):
-    """Text (`"resnet18"`) or, for `bool_or_text`, true / false or text (`"last:1"`);
-    empty means torch's default."""
-
-    def __init__(self, param: ParamSpec) -> None:
-        self.edit = QLineEdit()
-        super().__init__(param, self.edit)
-
-    def show(self, given: Any, resolved: Any) -> None:
-        self.edit.setText("" if given is None else _text_of(given))
-        default = resolved if resolved is not None else self.param.default
-        self.edit.setPlaceholderText(f"default: {_text_of(default)}")
-
-    def read(self) -> Any:
-        text = self.edit.text().strip()
-        if not text:
-            return None
-        if self.param.kind == "bool_or_text" and text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        return text
-
-    def on_commit(self, commit: Callable[[], None]) -> None:
-        self.edit.editingFinished.connect(commit)
-
-
-def _text_of(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
 def _placeholder(param: ParamSpec, resolved: Any) -> str:
     known = "" if resolved is None else show_value(resolved)
     if param.inferred:
@@ -256,6 +230,10 @@ def _step(default: Any) -> float:
 
 def make_field(param: ParamSpec) -> _Field:
     """The control for a ParamSpec: its kind decides, inferred sizes are text with a hint."""
+    if param.kind in ("text", "bool_or_text"):
+        from workbench.ui.backbone_fields import backbone_field
+
+        return backbone_field(param)
     if param.inferred or param.kind == "int_or_tuple":
         return _SizesField(param)
     if param.kind == "int":
@@ -264,8 +242,6 @@ def make_field(param: ParamSpec) -> _Field:
         return _FloatField(param)
     if param.kind == "bool":
         return _BoolField(param)
-    if param.kind in ("text", "bool_or_text"):
-        return _TextField(param)
     return _ChoiceField(param)
 
 
@@ -402,6 +378,7 @@ class LayerParamEditor(QWidget):
         for name, field in self.fields.items():
             blocker = QSignalBlocker(field.widget)
             field.show(layer.params.get(name), resolved.get(name, field.param.default))
+            field.show_row(planned)
             del blocker
 
     def _commit(self, field: _Field) -> None:

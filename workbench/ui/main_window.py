@@ -150,6 +150,9 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
         self._build_actions()
         self._build_menus()
         self._wire()
+        from workbench.ui.window_transfer import TransferLearning
+
+        self.transfer = TransferLearning(self)  # pretrained start, augmentation dock
         self._restore_layout()
         self.setAcceptDrops(True)
         self._update_title()

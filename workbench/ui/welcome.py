@@ -41,12 +41,13 @@ def _icon(name: str) -> QIcon:
 
 
 class WelcomeBanner(QFrame):
-    """A banner with Train / Open checkpoint / Quantize buttons, a close button and a
+    """A banner with Train / Open checkpoint / Quantize / Pretrained buttons, a close button and a
     "Don't show again" box stored in QSettings `welcome/dismissed`. It only emits intents."""
 
     train_requested = Signal()
     open_checkpoint_requested = Signal()
     quantize_requested = Signal()
+    pretrained_requested = Signal()
     dismissed = Signal()
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
@@ -96,6 +97,13 @@ class WelcomeBanner(QFrame):
             "Make a trained model smaller and faster, with a report of what it costs",
             self.quantize_requested,
         )
+        self.pretrained_button = self._button(
+            "Start from a &pretrained network…",
+            "add",
+            "welcomePretrainedButton",
+            "Train a torchvision network pretrained on ImageNet on your own image folder",
+            self.pretrained_requested,
+        )
         self.dont_show_again = QCheckBox("Don't show again")
         self.dont_show_again.setObjectName("welcomeDontShowAgain")
         self.close_button = QToolButton()
@@ -110,7 +118,12 @@ class WelcomeBanner(QFrame):
         top.addWidget(self.message, 1)
         top.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         actions = QHBoxLayout()
-        for button in (self.train_button, self.open_button, self.quantize_button):
+        for button in (
+            self.train_button,
+            self.open_button,
+            self.quantize_button,
+            self.pretrained_button,
+        ):
             actions.addWidget(button)
         actions.addStretch(1)
         actions.addWidget(self.dont_show_again)
