@@ -73,6 +73,10 @@ def test_a_project_naming_a_module_shows_its_tree_trains_saves_quantizes_and_pre
     row = [panel.tree_model.item(1, column).text() for column in range(4)]
     assert row == ["conv2", "Conv2d", "[16, 4, 4]", "1,168"]
     assert window.run_panel.train_button.isEnabled()
+    summary = window.model_view.summary()  # the Model tab: print(model), the table, the total
+    assert (
+        summary.startswith("Net(") and "Total number of trainable model parameters: 3658" in summary
+    )
 
     window.document.update_train(device="cpu")
     with qtbot.waitSignal(window.session.run_ended, timeout=120_000) as ended:
@@ -223,3 +227,58 @@ def test_the_trust_prompt_shows_the_path_and_agrees_only_on_trust_and_run(
         QTimer.singleShot(0, getattr(prompt, button).click)
         prompt.exec()
         assert prompt.agreed() is agreed
+
+
+MNIST_NET = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return F.log_softmax(self.fc2(x), dim=1)
+"""
+
+
+def test_the_mnist_net_of_the_docs_shows_its_tree_and_on_8x8_digits_the_line_that_fails(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> None:
+    asked = asking(window, True)
+    code = tmp_path / "net.py"
+    code.write_text(MNIST_NET, encoding="utf-8")
+    assert window.open_model_code_file(code)  # one class: nothing to choose
+    panel = window.module_panel
+    message = panel.message.toPlainText()  # digits are 8x8: fc1 cannot take what conv2 gives
+    assert panel.pages.currentIndex() == MESSAGE_PAGE
+    line = MNIST_NET.splitlines().index("        x = F.relu(self.fc1(x))") + 1
+    assert f"{code}, line {line}, in forward: RuntimeError: mat1 and mat2 shapes" in message
+    assert "x = F.relu(self.fc1(x))" in message
+
+    project = tmp_path / "mnist-net.toml"  # the docs' experiment, with MNIST's input shape
+    project.write_text(
+        '[model]\nmodule = "net.py:Net"\ninput_shape = [1, 28, 28]\n[data]\nname = "digits"\n'
+        '[train]\nloss = "nll"\n',
+        encoding="utf-8",
+    )
+    assert window.open_project(project)
+    assert asked == [code]  # the same content: agreed to already
+    assert panel.total.text() == "Total parameters: 1,199,882"
+    fc1 = [panel.tree_model.item(4, column).text() for column in range(4)]
+    assert fc1 == ["fc1", "Linear", "[128]", "1,179,776"]
