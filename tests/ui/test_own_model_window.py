@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import QSettings, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QDropEvent
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -282,3 +282,24 @@ def test_the_mnist_net_of_the_docs_shows_its_tree_and_on_8x8_digits_the_line_tha
     assert panel.total.text() == "Total parameters: 1,199,882"
     fc1 = [panel.tree_model.item(4, column).text() for column in range(4)]
     assert fc1 == ["fc1", "Linear", "[128]", "1,179,776"]
+
+
+def test_dropping_a_python_file_opens_it_as_model_code(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> None:
+    asked = asking(window, True)
+    code = tmp_path / "net.py"
+    code.write_text(MNIST_NET, encoding="utf-8")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(code))])
+    window.dropEvent(
+        QDropEvent(
+            QPointF(5, 5),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    )
+    assert window.document.experiment.model.module == f"{code}:Net"
+    assert asked == [code] and window.module_panel.title.text() == "Net from net.py"

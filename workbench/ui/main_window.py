@@ -421,6 +421,8 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, CodeModelActions):
                 self.open_checkpoint(path)
             elif path.suffix.lower() == ".toml" and self.may_leave_project():
                 self.open_project(path)
+            elif path.suffix.lower() == ".py" and self.may_leave_project():
+                self.open_model_code_file(path)  # your own nn.Module, as File > Open Model Code
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ layout and closing
