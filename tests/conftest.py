@@ -29,6 +29,16 @@ def no_leaked_qthreads() -> Iterator[None]:
     assert not leaked, f"QThreads still running after the test: {leaked}"
 
 
+@pytest.fixture(autouse=True)
+def no_import_gate_left() -> Iterator[None]:
+    """A window guards model-code imports with a gate while it lives; the next test starts
+    without one (windows in tests are not always closed)."""
+    yield
+    user_code = sys.modules.get("workbench.engine.user_code")
+    if user_code is not None:
+        user_code.set_import_gate(None)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `cuda` need a CUDA GPU: they skip cleanly without one (CI never has one)."""
     import torch

@@ -36,6 +36,7 @@ from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
+from workbench.ui.window_code import CodeModelActions
 from workbench.ui.window_experiments import ExperimentLab
 from workbench.ui.window_model import ModelActions
 from workbench.ui.window_profile_export import ProfileExportActions
@@ -68,7 +69,9 @@ def default_runs_dir() -> Path:
     return Path(location or Path.home() / ".local/share/torch-workbench") / "runs"
 
 
-class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, ExperimentLab):
+class MainWindow(
+    ProjectFiles, RunControls, ModelActions, CodeModelActions, ProfileExportActions, ExperimentLab
+):
     """Composes the panels around one ProjectDocument, one RunSession and one current model.
 
     Built in two steps so that a user sees the window at once: the frame (title, size, a
@@ -218,7 +221,8 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
-        self.layers_dock = self._dock("Layers", self.layer_panel, left, "layersDock")
+        pages = self._build_code_panel()  # the layer stack, or the module tree of a model from code
+        self.layers_dock = self._dock("Layers", pages, left, "layersDock")
         self.data_dock = self._dock("Data", self.data_panel, left, "dataDock")
         self.tabifyDockWidget(self.layers_dock, self.data_dock)
         self.layers_dock.raise_()
@@ -323,7 +327,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
         toolbar.addAction(self.open_checkpoint_action)
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        for action in (self.new_action, self.open_action):
+        for action in (self.new_action, self.open_action, self.open_model_code_action):
             file_menu.addAction(action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.presets_menu = file_menu.addMenu("&Presets")
@@ -412,6 +416,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
         self._wire_experiment_lab()
         self.runs_panel.run_recorded.connect(self._run_recorded)
         self.runs_panel.resume_requested.connect(self.resume_run)
+        self._wire_code_panel()
 
     def _update_status(self) -> None:
         from workbench.engine.memory import memory_status_text
@@ -433,6 +438,8 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
                 self.open_checkpoint(path)
             elif path.suffix.lower() == ".toml" and self.may_leave_project():
                 self.open_project(path)
+            elif path.suffix.lower() == ".py" and self.may_leave_project():
+                self.open_model_code_file(path)  # your own nn.Module, as File > Open Model Code
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ layout and closing
@@ -518,6 +525,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions, ProfileExportActions, 
             event.ignore()
             return
         jobs.shutdown_all()  # stops runs, quantization and every background job, and waits
+        self.code_trust.uninstall()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.recovery.clear()

@@ -37,6 +37,7 @@ class ModelView(QWidget):
         self.setAccessibleName("modelView")
         self.stack = stack
         self._built_key: BuildKey | None = None
+        self._code: tuple[BuiltModel | None, str] = (None, "")  # a model from code, or why not
         self._stale = True
         self.status = QLabel()
         self.status.setObjectName("modelViewStatus")
@@ -61,6 +62,9 @@ class ModelView(QWidget):
     def refresh(self) -> None:
         """Show the current plan: the built model when it is sound, else the problem."""
         self._stale = False
+        if self.stack.document.experiment.model.from_code:
+            self._show_code()
+            return
         plan = self.stack.plan
         if not plan.ok:
             self._show_problem(plan)
@@ -79,9 +83,27 @@ class ModelView(QWidget):
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # columns stay aligned
         self.text.setPlainText(summary_text(built))
 
-    def _show_problem(self, plan: ModelPlan, message: str = "") -> None:
+    def show_code_model(self, built: BuiltModel | None, problem: str) -> None:
+        """The module panel built the model from code (it asks before importing), or says why
+        not: this tab shows the same."""
+        self._code = (built, problem)
+        self._stale = True
+        if self.isVisible():
+            self.refresh()
+
+    def _show_code(self) -> None:
+        built, problem = self._code
         self._built_key = None
-        text = message or str(plan.problem)
+        if built is None:
+            self._show_problem(None, problem or "The model code has not been imported yet")
+            return
+        self.status.hide()
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setPlainText(summary_text(built))
+
+    def _show_problem(self, plan: ModelPlan | None, message: str = "") -> None:
+        self._built_key = None
+        text = message or str(plan.problem if plan is not None else "")
         self.status.setText("The model cannot be built yet:")
         self.status.setStyleSheet("color: #b71c1c; font-weight: bold;")
         self.status.show()

@@ -58,6 +58,10 @@ class ModelActions(QMainWindow):
     last_result: RunResult | None
     initial_weights: dict[str, Any] | None
 
+    if TYPE_CHECKING:  # made by the other halves of MainWindow
+
+        def model_validity(self) -> tuple[bool, str]: ...
+
     def set_current_model(self, model: CurrentModel, followed: bool = False) -> None:
         """Make MODEL the one Save Model Weights, Quantize, Predict, Evaluate and the decision
         boundary use (`followed`: the insight tabs watched it train)."""
@@ -217,7 +221,7 @@ class ModelActions(QMainWindow):
         """The current layer stack as a model, for the checkpoint editor's fit check."""
         from workbench.engine.model_builder import build_model
 
-        ok, _ = self.layer_panel.validity()
+        ok, _ = self.model_validity()
         if not ok:
             return None
         stack = self.layer_panel.model

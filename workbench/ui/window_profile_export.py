@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ class ProfileExportActions(QMainWindow):
     profile_action: QAction
     export_model_action: QAction
     export_dialog: ExportDialog | None
+    model_validity: Callable[[], tuple[bool, str]]
 
     def build_profile_tab(self) -> None:
         from workbench.ui.profile_panel import ProfilePanel
@@ -81,9 +83,9 @@ class ProfileExportActions(QMainWindow):
                 "Stop the run first: profiling times training steps of its own."
             )
             return False
-        ok, why = self.layer_panel.validity()
+        ok, why = self.model_validity()
         if not ok:
-            self.profile_panel.status.setText(f"The layer stack does not build: {why}")
+            self.profile_panel.status.setText(f"The model does not build: {why}")
             return False
         return self.profile_panel.start_profile()
 

@@ -55,6 +55,7 @@ class RunControls(QMainWindow):
         def project_key(self) -> str: ...
         def update_model_actions(self) -> None: ...
         def _update_status(self) -> None: ...
+        def model_validity(self) -> tuple[bool, str]: ...
 
     @property
     def last_summary(self) -> dict[str, object] | None:
@@ -63,7 +64,7 @@ class RunControls(QMainWindow):
 
     def train_problems(self) -> list[str]:
         problems = []
-        ok, message = self.layer_panel.validity()
+        ok, message = self.model_validity()
         if not ok:
             problems.append(message)
         problems.extend(self.training_panel.problems())
