@@ -325,7 +325,7 @@ def test_the_seeds_mlp_built_by_clicking_shows_2213_parameters(
     ]
     window.tabs.setCurrentWidget(window.model_view)
     assert "Total number of trainable model parameters: 2213" in window.model_view.summary()
-    assert window.tabs.tabText(window.tabs.indexOf(panel.diagram)) == "&Graph"
+    assert window.tabs.tabText(window.tabs.indexOf(panel.diagram)) == "Gr&aph"
     assert edge_labels(panel.diagram.scene) == ["[50]", "[30]", "[30]", "[20]", "[20]"]
     qtbot.waitUntil(lambda: not window.data_panel.is_loading)  # no preview left in flight
 

@@ -199,7 +199,7 @@ class MainWindow(
         self.insight_panel = InsightPanel(self.document, self.session)
         self.tabs.addTab(self.insight_panel, "&Insight")
         self.tabs.addTab(self.model_view, "&Model")
-        self.tabs.addTab(self.layer_panel.diagram, "&Graph")
+        self.tabs.addTab(self.layer_panel.diagram, "Gr&aph")
         self.checkpoint_editor = CheckpointEditor(model_provider=self._stack_model)
         self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
         self.quantization_panel = QuantizationPanel(self.current)
