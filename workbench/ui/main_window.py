@@ -34,6 +34,7 @@ from workbench.engine.resources import icon_path
 from workbench.ui.loading_view import LoadingView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
+from workbench.ui.screen_fit import fit_to_screen, presentation_scale, screen_of, scrolled
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
 from workbench.ui.window_model import ModelActions
@@ -99,7 +100,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self._loader: BackgroundTask | None = None  # imports PyTorch for a deferred window
         self._given_devices = devices
         self._needs_default_docks = False
-        self.resize(1400, 900)
+        fit_to_screen(self, 1400, 900)
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -157,10 +158,12 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
 
     # ------------------------------------------------------------------ construction
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
+    def _dock(
+        self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str, scroll: bool = True
+    ) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        dock.setWidget(scrolled(widget, f"{name}Scroll") if scroll else widget)  # small screens
         self.addDockWidget(area, dock)
         return dock
 
@@ -202,7 +205,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.welcome)
         box.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
+        self.setCentralWidget(scrolled(central, "centralScroll"))
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
@@ -212,7 +215,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.layers_dock.raise_()
         self.run_panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.run_dock = self._dock(
-            "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock"
+            "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock", scroll=False
         )
         self.settings_dock = self._dock(
             "Training settings", self.training_panel, right, "trainingDock"
@@ -463,7 +466,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
 
     def set_presentation_mode(self, enabled: bool) -> None:
         """For a teacher's projector: bigger fonts everywhere, thicker plot lines."""
-        self._theme().set_presentation_mode(enabled)
+        self._theme().set_presentation_mode(enabled, presentation_scale(screen_of(self)))
         self.plots.set_presentation_mode(enabled)
         self.presentation_action.setChecked(enabled)
 

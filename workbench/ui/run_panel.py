@@ -80,7 +80,7 @@ class RunPanel(QWidget):
         self.progress.setAccessibleName("Training progress")
         self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setTextVisible(True)
-        self.progress.setMinimumWidth(360)
+        self.progress.setMinimumWidth(200)
 
         self.train_button.clicked.connect(self.train_requested)
         self.pause_button.clicked.connect(self._pause_or_resume)

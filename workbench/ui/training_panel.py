@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from workbench.engine.devices import DeviceInfo, resolve_device
 from workbench.engine.errors import DeviceError
 from workbench.engine.experiment import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, SchedulerSpec
+from workbench.ui.field_validation import check_typed_values
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.widgets import named
 
@@ -143,6 +144,7 @@ class TrainingPanel(QWidget):
         )
         self._on(self.ddp.toggled, self._ddp_edited)
         self._on(self.nproc.valueChanged, self._ddp_edited)
+        check_typed_values(self)  # a bad typed value is marked, never silently changed
 
     @staticmethod
     def _on(signal: object, slot: Callable[[], None]) -> None:

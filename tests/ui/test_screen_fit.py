@@ -1,0 +1,59 @@
+"""The window fits a 1280x720 laptop and a 1366x768 one, in normal and presentation modes."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QApplication, QScrollArea
+
+from workbench.ui.main_window import PRESETS_DIR, MainWindow
+from workbench.ui.screen_fit import scale_for_lines
+from workbench.ui.theme import PROJECTOR_SCALE
+
+SCREENS = [(1280, 720), (1366, 768)]
+PRESET_FILES = sorted(PRESETS_DIR.glob("*.toml"))
+
+
+def test_every_preset_has_been_found() -> None:
+    assert len(PRESET_FILES) >= 10
+
+
+@pytest.mark.parametrize("presentation", [False, True], ids=["normal", "presentation"])
+def test_minimum_size_fits_small_screens_with_every_preset(
+    window: MainWindow, presentation: bool
+) -> None:
+    if presentation:  # the full projector scale, the largest any screen gets
+        window.set_presentation_mode(True)
+        window._theme().set_presentation_mode(True, PROJECTOR_SCALE)
+    too_big = []
+    for preset in PRESET_FILES:
+        window.open_project(preset)
+        QApplication.processEvents()
+        hint = window.minimumSizeHint()
+        for width, height in SCREENS:
+            if hint.width() > width or hint.height() > height:
+                too_big.append(f"{preset.stem}: {hint.width()}x{hint.height()} > {width}x{height}")
+    window.set_presentation_mode(False)
+    assert too_big == []
+
+
+def test_side_panels_scroll_instead_of_growing_the_window(window: MainWindow) -> None:
+    for dock in (window.layers_dock, window.data_dock, window.settings_dock, window.runs_dock):
+        area = dock.widget()
+        assert isinstance(area, QScrollArea), dock.objectName()
+        assert area.widgetResizable()
+    assert isinstance(window.centralWidget(), QScrollArea)
+    assert window.data_dock.widget().widget() is window.data_panel
+
+
+def test_window_resizes_to_1280x720_without_growing(window: MainWindow) -> None:
+    window.resize(1280, 720)
+    QApplication.processEvents()
+    assert window.width() <= 1280 and window.height() <= 720
+
+
+def test_presentation_scale_follows_the_screen_height() -> None:
+    assert scale_for_lines(1080) == pytest.approx(PROJECTOR_SCALE)
+    assert scale_for_lines(2160) == pytest.approx(PROJECTOR_SCALE)
+    assert scale_for_lines(768) < PROJECTOR_SCALE
+    assert scale_for_lines(720) >= 1.25
+    assert scale_for_lines(400) == pytest.approx(1.25)
