@@ -240,6 +240,7 @@ class InsightPanel(QWidget):
         relay.epoch_ready.connect(self._epoch_ready)
         relay.gradient_norms.connect(self._gradient_norms)
         relay.failed.connect(self._show_status)
+        self.boundary.redraw_every.valueChanged.connect(lambda n: setattr(relay, "redraw_every", n))
         relay.attach(self.session)
         self.session.run_ended.connect(self._run_ended)
         self.document.changed.connect(self._experiment_changed)
