@@ -35,6 +35,7 @@ from workbench.ui.loading_view import LoadingView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
 from workbench.ui.screen_fit import fit_to_screen, presentation_scale, screen_of, scrolled
+from workbench.ui.status_line import DeviceStatus
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
 from workbench.ui.window_model import ModelActions
@@ -234,10 +235,12 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.model_status.setObjectName("currentModelStatus")
         self.model_status.setAccessibleName("currentModelStatus")
         self.statusBar().addPermanentWidget(self.model_status)
+        self.device_status = DeviceStatus(self.statusBar())  # messages keep the bar's left side
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
         self.memory_timer.timeout.connect(self._update_status)
         self.memory_timer.start()
+        self._update_status()
 
     def _action(
         self,
@@ -296,7 +299,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         )
         for action, icon in (
             (self.new_action, "add"), (self.open_action, "open"), (self.save_action, "save"),
-            (self.open_checkpoint_action, "open"),
+            (self.open_checkpoint_action, "checkpoint"),
             (self.train_action, "train"), (self.stop_action, "stop"), (self.pause_action, "pause"),
             (self.step_action, "step"),
         ):  # fmt: skip
@@ -380,6 +383,8 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
 
+        session_started = self.session.run_started
+        session_started.connect(lambda _report: self.welcome.retire())  # Train found: enough
         self.welcome.train_requested.connect(self.start_training)
         self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)
         self.welcome.quantize_requested.connect(self.show_quantization)
@@ -402,11 +407,9 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.runs_panel.resume_requested.connect(self.resume_run)
 
     def _update_status(self) -> None:
-        from workbench.engine.memory import memory_status_text
-
         started = self.session.last_started
-        device = started.device if started is not None else "—"
-        self.statusBar().showMessage(f"Device: {device} · {memory_status_text(device)}")
+        device = started.device if started is not None else self.training_panel.selected_device()
+        self.device_status.show_device(str(getattr(device, "name", device)))
 
     # ------------------------------------------------------------------ drag and drop
 
@@ -468,11 +471,18 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         """For a teacher's projector: bigger fonts everywhere, thicker plot lines."""
         self._theme().set_presentation_mode(enabled, presentation_scale(screen_of(self)))
         self.plots.set_presentation_mode(enabled)
+        self._recolour_plots(self._theme().dark)
         self.presentation_action.setChecked(enabled)
 
     def set_dark_theme(self, dark: bool) -> None:
         self._theme().apply(dark=dark)
+        self._recolour_plots(dark)
         self.dark_action.setChecked(dark)
+
+    def _recolour_plots(self, dark: bool) -> None:
+        from workbench.ui.plot_theme import apply_plot_theme  # pyqtgraph: not before first show
+
+        apply_plot_theme(self, dark)
 
     def show_diagnostics(self) -> DiagnosticsDialog:
         """Help > Diagnostics: what this machine offers, with a Copy button for bug reports."""

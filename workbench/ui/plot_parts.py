@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
 from PySide6.QtGui import QFont
 
 from workbench.ui.qt import pg
@@ -152,3 +152,14 @@ def font_of_size(point_size: int) -> QFont:
     font = QFont()
     font.setPointSize(point_size)
     return font
+
+
+def legend_above(plot: pg.PlotWidget) -> pg.LegendItem:
+    """A one-row legend between the title and the data, where it can never cover a curve;
+    curves given a `name` join it (it becomes the plot item's legend)."""
+    item = plot.plotItem
+    legend = pg.LegendItem(colCount=4, verSpacing=-6)
+    item.layout.removeItem(item.getAxis("top"))  # its row, never shown, holds the legend
+    item.layout.addItem(legend, 1, 1, alignment=Qt.AlignmentFlag.AlignHCenter)
+    item.legend = legend
+    return legend

@@ -32,6 +32,7 @@ from workbench.ui.plot_parts import (
     HoverReadout,
     exponential_average,
     font_of_size,
+    legend_above,
     nice_range,
     optional,
     resize_legend,
@@ -153,15 +154,15 @@ class PlotsPanel(QWidget):
         return plot
 
     def _make_curves(self) -> None:
-        self.loss_plot.addLegend(offset=(-10, 10))
+        legend_above(self.loss_plot)
         self.raw_loss_curve = self.loss_plot.plot(name="batch loss", connect="finite")
         self.smooth_loss_curve = self.loss_plot.plot(
             name=f"smoothed (EMA α={EMA_ALPHA:g})", connect="finite"
         )
-        self.epoch_loss_plot.addLegend(offset=(-10, 10))
+        legend_above(self.epoch_loss_plot)
         self.train_loss_curve = self.epoch_loss_plot.plot(name="train")
         self.val_loss_curve = self.epoch_loss_plot.plot(name="validation")
-        self.accuracy_plot.addLegend(offset=(-10, -10))  # accuracy rises: keep bottom-right free
+        legend_above(self.accuracy_plot)
         self.train_accuracy_curve = self.accuracy_plot.plot(name="train")
         self.val_accuracy_curve = self.accuracy_plot.plot(name="validation")
         self.lr_curve = self.lr_plot.plot()

@@ -1,0 +1,72 @@
+"""Visual defects of issue 21: dark plots, legends off the data, distinct icons, status messages."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from workbench.ui.main_window import MainWindow
+from workbench.ui.qt import pg
+
+pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+
+
+def test_dark_theme_darkens_every_plot_and_light_brings_them_back(window: MainWindow) -> None:
+    plots = window.findChildren(pg.PlotWidget)
+    assert window.plots.loss_plot in plots and window.insight_panel.boundary.plot in plots
+    window.set_dark_theme(True)
+    for plot in plots:
+        assert plot.backgroundBrush().color().lightness() < 60, plot.objectName()
+    axis = window.plots.loss_plot.getAxis("left")
+    assert axis.textPen().color().lightness() > 180
+    window.set_dark_theme(False)
+    for plot in plots:
+        assert plot.backgroundBrush().color().lightness() > 240, plot.objectName()
+    assert axis.textPen().color().lightness() < 60
+
+
+@pytest.mark.parametrize("presentation", [False, True])
+def test_plot_legends_sit_above_the_data(window: MainWindow, presentation: bool) -> None:
+    window.plots.set_presentation_mode(presentation)
+    QApplication.processEvents()
+    legends = 0
+    for plot in window.plots.plots():
+        legend = plot.plotItem.legend
+        if legend is None:
+            continue
+        legends += 1
+        data = plot.plotItem.vb.sceneBoundingRect()
+        box = legend.sceneBoundingRect()
+        assert box.bottom() <= data.top() + 1, plot.objectName()
+        assert len(legend.items) >= 2
+    assert legends == 3
+    window.plots.set_presentation_mode(False)
+
+
+def test_the_device_shows_from_the_start_and_messages_survive_the_memory_refresh(
+    window: MainWindow,
+) -> None:
+    status = window.device_status
+    assert status.text().startswith("Device: cpu · ")
+    window.statusBar().showMessage("Saved the weights of run 1 to /tmp/w.pth", 8000)
+    window._update_status()  # what the memory timer does every 2 s
+    assert window.statusBar().currentMessage() == "Saved the weights of run 1 to /tmp/w.pth"
+    assert status.text().startswith("Device: cpu · ")
+
+
+def test_open_and_open_checkpoint_have_different_icons(window: MainWindow) -> None:
+    open_icon = window.open_action.icon().pixmap(24, 24).toImage()
+    checkpoint_icon = window.open_checkpoint_action.icon().pixmap(24, 24).toImage()
+    assert not checkpoint_icon.isNull()
+    assert open_icon != checkpoint_icon
+
+
+def test_the_welcome_retires_when_the_first_run_starts(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from workbench.ui.welcome import welcome_dismissed
+
+    assert window.welcome.isVisible()
+    window.document.update_train(epochs=1, device="cpu")
+    with qtbot.waitSignal(window.session.run_ended, timeout=60_000):
+        window.start_training()
+    assert not window.welcome.isVisible()
+    assert welcome_dismissed(window.settings)
