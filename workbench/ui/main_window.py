@@ -176,6 +176,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         from workbench.ui.log_view import LogView
         from workbench.ui.model_view import ModelView
         from workbench.ui.plots import PlotsPanel
+        from workbench.ui.precision_speed import PrecisionSpeedCheck
         from workbench.ui.quantization_panel import QuantizationPanel
         from workbench.ui.run_panel import RunPanel
         from workbench.ui.runs_panel import RunsPanel
@@ -184,6 +185,9 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.layer_panel = LayerStackPanel(self.document)
         self.data_panel = DataPanel(self.document)
         self.training_panel = TrainingPanel(self.document, self.devices)
+        self.precision_speed = PrecisionSpeedCheck(
+            self.settings, self.document, self.training_panel
+        )
         self.run_panel = RunPanel()
         self.plots = PlotsPanel()
         self.log_view = LogView()
@@ -511,6 +515,11 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
             if self._loader is not None:
                 self._loader.shutdown()
             event.accept()
+            return
+        from workbench.ui.quit_prompt import confirm_quit_during_run
+
+        if not confirm_quit_during_run(self, self.session, self.last_run_dir):
+            event.ignore()
             return
         if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
             event.ignore()
