@@ -70,3 +70,25 @@ def test_the_welcome_retires_when_the_first_run_starts(qtbot, window: MainWindow
         window.start_training()
     assert not window.welcome.isVisible()
     assert welcome_dismissed(window.settings)
+
+
+def test_dialogs_name_the_project_as_the_title_bar_does(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from workbench.ui.main_window import PRESETS_DIR
+
+    asked: list[str] = []
+
+    def answer(_parent: object, _title: str, text: str, *args: object) -> object:
+        asked.append(text)
+        return QMessageBox.StandardButton.Discard
+
+    monkeypatch.setattr(QMessageBox, "warning", answer)
+    window.open_preset(PRESETS_DIR / "mnist-cnn.toml")
+    window.document.update_train(epochs=7)
+    assert window.windowTitle().startswith("mnist-cnn (preset)")
+    window.new_project()
+    assert asked == ["Save the changes to mnist-cnn (preset)?"]
+    assert window.windowTitle().startswith("Untitled")
