@@ -63,6 +63,12 @@ def import_heavy_modules() -> None:
     import workbench.engine.model_builder  # noqa: F401
 
 
+def prefetch_plotting() -> None:
+    """Import pyqtgraph (no PyTorch in it) on the GUI thread while the worker imports PyTorch:
+    the panels need it next, and doing it now takes it off the path to a usable window."""
+    import workbench.ui.qt  # noqa: F401
+
+
 def default_runs_dir() -> Path:
     location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     return Path(location or Path.home() / ".local/share/torch-workbench") / "runs"
@@ -120,6 +126,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         loader.failed.connect(self.loading_view.show_failure)
         loader.failed.connect(self.load_failed)
         loader.run(import_heavy_modules)
+        QTimer.singleShot(0, prefetch_plotting)  # overlaps PyTorch's import on the worker
 
     def _loaded(self, then: Callable[[], None] | None) -> None:
         # Building the panels holds the GUI thread for a second or two: say so first.
