@@ -57,3 +57,25 @@ def test_presentation_scale_follows_the_screen_height() -> None:
     assert scale_for_lines(768) < PROJECTOR_SCALE
     assert scale_for_lines(720) >= 1.25
     assert scale_for_lines(400) == pytest.approx(1.25)
+
+
+def test_tab_pages_scroll_and_are_still_what_callers_see(window: MainWindow) -> None:
+    tabs = window.tabs
+    assert tabs.widget(0) is window.plots
+    tabs.setCurrentWidget(window.quantization_panel)
+    assert tabs.currentWidget() is window.quantization_panel
+    assert tabs.indexOf(window.insight_panel) == 1
+    area = window.insight_panel.parentWidget().parentWidget()
+    assert isinstance(area, QScrollArea) and area.objectName().endswith("Scroll")
+
+
+def test_a_laptop_screen_gets_one_side_column(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    from workbench.ui.screen_fit import is_compact
+
+    assert is_compact(window)  # the offscreen screen is 800 px wide
+    window._default_dock_sizes()
+    left = Qt.DockWidgetArea.LeftDockWidgetArea
+    assert window.dockWidgetArea(window.settings_dock) == left
+    assert window.settings_dock in window.tabifiedDockWidgets(window.layers_dock)

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QSizePolicy,
-    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -34,7 +33,14 @@ from workbench.engine.resources import icon_path
 from workbench.ui.loading_view import LoadingView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
-from workbench.ui.screen_fit import fit_to_screen, presentation_scale, screen_of, scrolled
+from workbench.ui.screen_fit import (
+    ScrollingTabs,
+    default_dock_sizes,
+    fit_to_screen,
+    presentation_scale,
+    screen_of,
+    scrolled,
+)
 from workbench.ui.status_line import DeviceStatus
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
@@ -200,7 +206,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         self.log_view = LogView()
         self.model_view = ModelView(self.layer_panel.model)
 
-        self.tabs = QTabWidget()
+        self.tabs = ScrollingTabs()  # a page larger than the screen scrolls
         self.tabs.setObjectName("mainTabs")
         self.tabs.addTab(self.plots, "&Training curves")
         self.insight_panel = InsightPanel(self.document, self.session)
@@ -463,13 +469,9 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
             QTimer.singleShot(50, self._default_dock_sizes)
 
     def _default_dock_sizes(self) -> None:
-        """Plots get the middle; side panels just what their forms need."""
-        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        width = max(self.width(), 1200)
-        self.resizeDocks(
-            [self.layers_dock, self.run_dock], [int(width * 0.27), int(width * 0.25)], horizontal
-        )
-        self.resizeDocks([self.run_dock, self.log_dock], [110, 170], vertical)
+        """Plots get the middle; side panels just what their forms need (screen_fit)."""
+        side = [self.layers_dock, self.data_dock, self.settings_dock]
+        default_dock_sizes(self, side, self.log_dock, self.run_dock)
 
     def _theme(self) -> Theme:
         if self.theme is None:
