@@ -92,3 +92,23 @@ def test_dialogs_name_the_project_as_the_title_bar_does(
     window.new_project()
     assert asked == ["Save the changes to mnist-cnn (preset)?"]
     assert window.windowTitle().startswith("Untitled")
+
+
+def test_the_decision_boundary_view_fits_its_field(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from torch import nn
+
+    from workbench.engine.insight.decision_boundary import decision_boundary
+    from workbench.ui.insight.decision_boundary_view import DecisionBoundaryView
+
+    view = DecisionBoundaryView()
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    view.set_data(np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([0, 1]))
+    grid = decision_boundary(nn.Linear(2, 2), (-2, 2), (-1, 1), 20)
+    view.record_epoch(0, grid)
+    (left, right), (bottom, top) = view.plot.getViewBox().viewRange()
+    x0, y0, width, height = grid.extent
+    assert (left, right) == pytest.approx((x0, x0 + width), abs=1e-6)
+    assert (bottom, top) == pytest.approx((y0, y0 + height), abs=1e-6)

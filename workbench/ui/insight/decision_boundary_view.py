@@ -210,10 +210,14 @@ class DecisionBoundaryView(QWidget):
     def _show(
         self, grid: BoundaryGrid, extent: tuple[float, float, float, float] | None = None
     ) -> None:
+        first = self.current is None
         self.current = grid
         left, bottom, width, height = extent or grid.extent
         self.field.setImage(grid_image(grid), autoLevels=False, levels=(0, 255))
-        self.field.setRect(QRectF(left, bottom, width, height))
+        rect = QRectF(left, bottom, width, height)
+        self.field.setRect(rect)
+        if first:  # fit the view to the field (the data and its margin) once per run
+            self.plot.getViewBox().setRange(rect, padding=0.0, disableAutoRange=True)
 
     def _update_slider(self) -> None:
         epochs = self.history.epochs
