@@ -41,7 +41,6 @@ def test_side_panels_scroll_instead_of_growing_the_window(window: MainWindow) ->
         area = dock.widget()
         assert isinstance(area, QScrollArea), dock.objectName()
         assert area.widgetResizable()
-    assert isinstance(window.centralWidget(), QScrollArea)
     assert window.data_dock.widget().widget() is window.data_panel
 
 
@@ -79,3 +78,15 @@ def test_a_laptop_screen_gets_one_side_column(qtbot, window: MainWindow) -> None
     left = Qt.DockWidgetArea.LeftDockWidgetArea
     assert window.dockWidgetArea(window.settings_dock) == left
     assert window.settings_dock in window.tabifiedDockWidgets(window.layers_dock)
+
+
+def test_presentation_plots_scale_with_the_screen_too(window: MainWindow) -> None:
+    from workbench.ui.plots import NORMAL_STYLE, PRESENTATION_STYLE, presentation_style
+
+    assert presentation_style(1.0) == NORMAL_STYLE
+    assert presentation_style(1.6) == PRESENTATION_STYLE
+    window.set_presentation_mode(True)  # the offscreen screen is 800 lines: less than full size
+    style = window.plots.plot_style
+    assert NORMAL_STYLE.font_pt < style.font_pt < PRESENTATION_STYLE.font_pt
+    window.set_presentation_mode(False)
+    assert window.plots.plot_style == NORMAL_STYLE

@@ -223,7 +223,7 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.welcome)
         box.addWidget(self.tabs, 1)
-        self.setCentralWidget(scrolled(central, "centralScroll"))
+        self.setCentralWidget(central)
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
@@ -482,8 +482,9 @@ class MainWindow(ProjectFiles, RunControls, ModelActions):
 
     def set_presentation_mode(self, enabled: bool) -> None:
         """For a teacher's projector: bigger fonts everywhere, thicker plot lines."""
-        self._theme().set_presentation_mode(enabled, presentation_scale(screen_of(self)))
-        self.plots.set_presentation_mode(enabled)
+        scale = presentation_scale(screen_of(self))
+        self._theme().set_presentation_mode(enabled, scale)
+        self.plots.set_presentation_mode(enabled, scale)
         self._recolour_plots(self._theme().dark)
         self.presentation_action.setChecked(enabled)
 

@@ -70,6 +70,18 @@ class _Overlay:
     items: list[Any]
 
 
+def presentation_style(scale: float, full: float = 1.6) -> PlotStyle:
+    """A style between NORMAL_STYLE (scale 1) and PRESENTATION_STYLE (scale `full` and up)."""
+    t = min(max((scale - 1.0) / (full - 1.0), 0.0), 1.0)
+    low, high = NORMAL_STYLE, PRESENTATION_STYLE
+    return PlotStyle(
+        font_pt=round(low.font_pt + t * (high.font_pt - low.font_pt)),
+        title_pt=round(low.title_pt + t * (high.title_pt - low.title_pt)),
+        line_width=low.line_width + t * (high.line_width - low.line_width),
+        symbol_size=round(low.symbol_size + t * (high.symbol_size - low.symbol_size)),
+    )
+
+
 class PlotsPanel(QWidget):
     """Four live plots of one run, fed by `reset`, `add_batches` and `add_epoch`."""
 
@@ -147,7 +159,7 @@ class PlotsPanel(QWidget):
         for side in ("left", "bottom"):
             # no third tick level: its hairline grid is noise on a projector and costs paint time
             plot.getAxis(side).setStyle(maxTickLevel=1)
-        plot.setMinimumSize(240, 180)
+        plot.setMinimumSize(200, 140)  # four of them still fit a 1280x720 screen
         if per_epoch:
             plot.getViewBox().setDefaultPadding(0.06)  # whole markers at the first and last epoch
         plot.setMenuEnabled(True)
@@ -240,9 +252,12 @@ class PlotsPanel(QWidget):
         return [self.loss_plot, self.epoch_loss_plot, self.accuracy_plot, self.lr_plot]
 
     # styling ----------------------------------------------------------------
-    def set_presentation_mode(self, enabled: bool) -> None:
-        """Projector mode: bigger fonts, thicker lines and symbols."""
-        self.plot_style = PRESENTATION_STYLE if enabled else NORMAL_STYLE
+    def set_presentation_mode(self, enabled: bool, scale: float | None = None) -> None:
+        """Projector mode: bigger fonts, thicker lines and symbols; `scale` (the window's font
+        scale for the screen it is on, 1.25-1.6) sizes them between normal and full."""
+        self.plot_style = NORMAL_STYLE
+        if enabled:
+            self.plot_style = PRESENTATION_STYLE if scale is None else presentation_style(scale)
         self.presentation_action.setChecked(enabled)
         style = self.plot_style
         for plot in self.plots():
