@@ -1,8 +1,8 @@
 """Benchmark: launch to a usable window (panels ready, Train enabled) against a bare `import torch`.
 
 Each round starts, in fresh interpreters and interleaved, `python -c "import torch"` (wall time)
-and `workbench --startup-check` offscreen (its own "ready after" time, counted from process
-start, which it prints once the panels are built and the default preset is open); five rounds,
+and `workbench --startup-check` offscreen (launch to its "ready" line, which it prints once the
+panels are built, Train is enabled and the default preset is open); five rounds,
 medians and the median of the per-round ratios printed (target <= 1.3x), with `workbench --help`.
 Run with `pytest -s -m bench tests/benchmarks/test_bench_startup.py`.
 """
@@ -35,10 +35,20 @@ def _run(args: list[str]) -> tuple[float, str]:
 
 
 def ready_seconds() -> float:
-    wall, output = _run(["-m", "workbench", "--startup-check"])
-    match = re.search(r"ready after ([\d.]+) s", output)
-    assert match, output
-    return min(wall, float(match[1]))
+    """Seconds from launching `workbench --startup-check` to its "ready" line reaching us: the
+    app's own figure counts from a boot time /proc gives in whole seconds (up to 1 s off)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    start = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-m", "workbench", "--startup-check"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        ready = time.perf_counter() - start
+        process.wait(timeout=180)
+    assert re.search(r"ready after [\d.]+ s", line), line
+    return ready
 
 
 @pytest.mark.bench
