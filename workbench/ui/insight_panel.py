@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -71,6 +70,7 @@ from workbench.ui.insight.norm_plot import SparseLogAxis
 from workbench.ui.insight.predict_view import PredictView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
+from workbench.ui.screen_fit import ScrollingTabs
 
 Array = np.ndarray[Any, Any]
 GRAPH_BATCH = 4  # samples in the autograd graph's forward pass
@@ -136,7 +136,7 @@ class InsightPanel(QWidget):
         self.status.setObjectName("insightStatus")
         self.status.setWordWrap(True)
         self.status.hide()
-        self.tabs = QTabWidget()
+        self.tabs = ScrollingTabs()  # a page taller than a laptop's window scrolls
         self.tabs.setObjectName("insightTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self._boundary_page(), "Decision boundary")
