@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QValidator
 from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
 
 INVALID_PROPERTY = "invalidReason"
@@ -43,6 +43,9 @@ def spin_problem(spin: QAbstractSpinBox, text: str) -> str | None:
     ):
         cleaned = cleaned.removeprefix(affix).removesuffix(affix).strip() if affix else cleaned
     if cleaned and cleaned == spin.specialValueText():
+        return None
+    state, _, _ = spin.validate(text, len(text))
+    if state == QValidator.State.Acceptable:  # Qt's own reading (locale, prefix) takes it
         return None
     whole = isinstance(spin, QSpinBox)
     try:
