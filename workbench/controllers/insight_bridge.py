@@ -33,6 +33,7 @@ from workbench.engine.reports import BaseObserver, BatchReport, EpochReport, Run
 from workbench.engine.trainer import Trainer
 
 PROBE_BATCH = 256  # samples of the validation split the probe pushes through each epoch
+DEFAULT_REDRAW_EVERY = 10  # batches between live boundary frames while a run goes on
 SEND_INTERVAL_SECONDS = 0.25  # how often new gradient norms travel to the GUI thread
 
 
@@ -51,6 +52,7 @@ class InsightRelay(QObject):
         # Read by the training thread before each live frame: frames nobody sees cost ~10 %
         # of a fast run's time. (A plain bool: reading it from another thread is safe.)
         self.live_frames_wanted = True
+        self.redraw_every = DEFAULT_REDRAW_EVERY  # live boundary frames: every N steps of a run
         self._session: RunSession | None = None
 
     def observer_for(self, trainer: Trainer) -> InsightObserver:
@@ -82,7 +84,7 @@ class InsightObserver(BaseObserver):
         self.active = True
         self._sent, self._last_send = 0, 0.0
 
-    def _guarded(self, work: Callable[..., None], *args: Any) -> None:
+    def _guarded(self, work: Callable[..., object], *args: Any) -> None:
         if not self.active:
             return
         try:
@@ -95,7 +97,10 @@ class InsightObserver(BaseObserver):
         self._guarded(self._start, report)
 
     def on_batch_end(self, report: BatchReport) -> None:
-        if self.live is not None and self.relay.live_frames_wanted:
+        if self.live is not None and self.trainer.control.paused:  # a single Step: show it
+            self._guarded(self.live.refresh, report.epoch, report.batch)
+        elif self.live is not None and self.relay.live_frames_wanted:
+            self.live.every_n_batches = max(1, self.relay.redraw_every)
             self._guarded(self.live.on_batch_end, report)
         if time.monotonic() - self._last_send >= SEND_INTERVAL_SECONDS:
             self._guarded(self._send_norms)

@@ -513,14 +513,16 @@ def _check_samples(layer: PlannedLayer, module: nn.Module, dtype: str) -> list[t
     """A batch of 2 (BatchNorm needs > 1) on the CPU when small, else on the meta device.
 
     The first meta-device forward imports torch's reference kernels (seconds), which would make
-    every start of the window slow; `to_empty` gives real but uninitialised memory instead, so
-    no weights are initialised and no random numbers are drawn.
+    every start of the window slow; real but uninitialised memory is used instead, so no
+    weights are initialised and no random numbers are drawn.
     """
     shapes = [(2, *shape) for shape in layer.inputs]
     tensors = [*module.parameters(), *module.buffers()]
     elements = sum(t.numel() for t in tensors) + sum(math.prod(shape) for shape in shapes)
     if elements <= CPU_CHECK_ELEMENTS and not layer.kind.check_on_meta:
-        module.to_empty(device="cpu").eval()  # eval: Dropout would draw random numbers
+        # What `to_empty` does, minus its `empty_like` of meta tensors: that goes through torch's
+        # reference kernels, which import sympy (a second or more at every window start).
+        module._apply(lambda t: torch.empty(t.shape, dtype=t.dtype)).eval()  # type: ignore[no-untyped-call]
         return [torch.zeros(shape, dtype=DTYPES[dtype]) for shape in shapes]
     return [torch.empty(shape, device="meta", dtype=DTYPES[dtype]) for shape in shapes]
 

@@ -33,6 +33,7 @@ from workbench.engine.dataset_preview import DatasetPreview, preview_dataset
 from workbench.engine.datasets import CATALOGUE, OptionSpec, availability, describe_dataset
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import DataSpec
+from workbench.ui.field_validation import check_typed_values
 from workbench.ui.insight.palette import CLASS_COLOURS
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
@@ -71,6 +72,7 @@ def option_editor(option: OptionSpec, value: Any) -> QWidget:
         widget = line
     widget.setToolTip(option.help)
     widget.setObjectName(f"option_{option.name}")
+    check_typed_values(widget)
     return widget
 
 
@@ -112,6 +114,7 @@ class DataPanel(QWidget):
         self.preview_timer.setInterval(PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self._start_preview)
         self._build()
+        check_typed_values(self)  # a bad typed value is marked, never silently changed
         document.changed.connect(self.refresh)
         self.refresh()
 

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -73,6 +72,7 @@ from workbench.ui.insight.norm_plot import SparseLogAxis
 from workbench.ui.insight.predict_view import PredictView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.qt import pg
+from workbench.ui.screen_fit import ScrollingTabs
 
 Array = np.ndarray[Any, Any]
 GRAPH_BATCH = 4  # samples in the autograd graph's forward pass
@@ -139,7 +139,7 @@ class InsightPanel(QWidget):
         self.status.setObjectName("insightStatus")
         self.status.setWordWrap(True)
         self.status.hide()
-        self.tabs = QTabWidget()
+        self.tabs = ScrollingTabs()  # a page taller than a laptop's window scrolls
         self.tabs.setObjectName("insightTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self._boundary_page(), "Decision boundary")
@@ -245,6 +245,7 @@ class InsightPanel(QWidget):
         relay.epoch_ready.connect(self._epoch_ready)
         relay.gradient_norms.connect(self._gradient_norms)
         relay.failed.connect(self._show_status)
+        self.boundary.redraw_every.valueChanged.connect(lambda n: setattr(relay, "redraw_every", n))
         relay.attach(self.session)
         self.session.run_ended.connect(self._run_ended)
         self.document.changed.connect(self._experiment_changed)

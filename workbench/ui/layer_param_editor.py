@@ -7,8 +7,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, QSignalBlocker, Qt
-from PySide6.QtGui import QRegularExpressionValidator, QValidator
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from workbench.engine.experiment import LayerSpec
 from workbench.engine.layers import CATALOGUE, LayerType, ParamSpec
 from workbench.engine.model_builder import LayerRow
+from workbench.ui.field_validation import check_typed_values, clear_invalid, mark_invalid
 from workbench.ui.layer_stack_model import LayerStackModel, show_value
 
 INT_LIMIT = 10_000_000  # wide enough for any layer size, narrow enough for a compact spin box
@@ -68,16 +69,17 @@ def parse_sizes(text: str, choices: tuple[str, ...] = ()) -> Any:
         return None
     if cleaned in choices:
         return cleaned
-    numbers = [int(part) for part in re.split(r"[\s,x×]+", cleaned) if part]
-    if not numbers:
+    if not re.fullmatch(r"\d+(?:\s*[,x×\s]\s*\d+)*", cleaned):
         raise ValueError(f"{text!r} is not a size")
+    numbers = [int(part) for part in re.split(r"[\s,x×]+", cleaned) if part]
     return numbers[0] if len(numbers) == 1 else tuple(numbers)
 
 
-def _sizes_validator(choices: tuple[str, ...], single: bool) -> QValidator:
-    numbers = r"\d+" if single else r"[\[(]?\s*\d+(?:\s*[,x×\s]\s*\d+)*\s*[\])]?"
-    words = "".join(f"|{re.escape(word)}" for word in choices)
-    return QRegularExpressionValidator(QRegularExpression(rf"^\s*(?:{numbers}{words})?\s*$"))
+def _size_problem(param: ParamSpec, text: str) -> str:
+    """Why TEXT is not a value of the size parameter PARAM."""
+    shape = "a whole number" if param.kind == "int" else "a whole number or numbers like 3, 3"
+    words = f", or one of {', '.join(param.choices)}" if param.choices else ""
+    return f"{param.name}: “{text.strip()}” is not {shape} of 0 or more{words}; nothing changed"
 
 
 class _Field:
@@ -106,6 +108,7 @@ class _IntField(_Field):
         spin.setRange(_bound(param.minimum, -INT_LIMIT), _bound(param.maximum, INT_LIMIT))
         spin.setKeyboardTracking(False)  # commit on Enter, focus-out or an arrow step
         spin.setAccelerated(True)
+        check_typed_values(spin)
         super().__init__(param, spin)
         self.spin = spin
 
@@ -129,6 +132,7 @@ class _FloatField(_Field):
         )
         spin.setSingleStep(_step(param.default))
         spin.setKeyboardTracking(False)
+        check_typed_values(spin)
         super().__init__(param, spin)
         self.spin = spin
 
@@ -182,12 +186,12 @@ class _SizesField(_Field):
 
     def __init__(self, param: ParamSpec) -> None:
         self.edit = QLineEdit()
-        single = param.kind == "int"
-        self.edit.setValidator(_sizes_validator(param.choices, single))
+        self.edit.textEdited.connect(lambda _text: clear_invalid(self.edit))
         super().__init__(param, self.edit)
 
     def show(self, given: Any, resolved: Any) -> None:
         param = self.param
+        clear_invalid(self.edit)
         if given is not None:
             self.edit.setText(show_value(given))
         elif param.inferred:
@@ -199,10 +203,16 @@ class _SizesField(_Field):
         self.edit.setPlaceholderText(_placeholder(param, resolved))
 
     def read(self) -> Any:
+        """The typed size; text that is not one marks the field and commits nothing."""
         try:
-            return parse_sizes(self.edit.text(), self.param.choices)
+            value = parse_sizes(self.edit.text(), self.param.choices)
         except ValueError:
+            value = UNSET
+        if value is UNSET:
+            mark_invalid(self.edit, _size_problem(self.param, self.edit.text()))
             return UNSET
+        clear_invalid(self.edit)
+        return value
 
     def on_commit(self, commit: Callable[[], None]) -> None:
         self.edit.editingFinished.connect(commit)

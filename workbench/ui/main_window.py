@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QSizePolicy,
-    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -34,6 +33,15 @@ from workbench.engine.resources import icon_path
 from workbench.ui.loading_view import LoadingView
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.recovery import RecoveryStore
+from workbench.ui.screen_fit import (
+    ScrollingTabs,
+    default_dock_sizes,
+    fit_to_screen,
+    presentation_scale,
+    screen_of,
+    scrolled,
+)
+from workbench.ui.status_line import DeviceStatus
 from workbench.ui.theme import Theme
 from workbench.ui.welcome import WelcomeBanner, forget_welcome_dismissal, welcome_dismissed
 from workbench.ui.window_code import CodeModelActions
@@ -62,6 +70,12 @@ def import_heavy_modules() -> None:
 
     import workbench.controllers.run_session
     import workbench.engine.model_builder  # noqa: F401
+
+
+def prefetch_plotting() -> None:
+    """Import pyqtgraph (no PyTorch in it) on the GUI thread while the worker imports PyTorch:
+    the panels need it next, and doing it now takes it off the path to a usable window."""
+    import workbench.ui.qt  # noqa: F401
 
 
 def default_runs_dir() -> Path:
@@ -104,7 +118,7 @@ class MainWindow(
         self._loader: BackgroundTask | None = None  # imports PyTorch for a deferred window
         self._given_devices = devices
         self._needs_default_docks = False
-        self.resize(1400, 900)
+        fit_to_screen(self, 1400, 900)
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -123,6 +137,7 @@ class MainWindow(
         loader.failed.connect(self.loading_view.show_failure)
         loader.failed.connect(self.load_failed)
         loader.run(import_heavy_modules)
+        QTimer.singleShot(0, prefetch_plotting)  # overlaps PyTorch's import on the worker
 
     def _loaded(self, then: Callable[[], None] | None) -> None:
         # Building the panels holds the GUI thread for a second or two: say so first.
@@ -165,10 +180,12 @@ class MainWindow(
 
     # ------------------------------------------------------------------ construction
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
+    def _dock(
+        self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str, scroll: bool = True
+    ) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        dock.setWidget(scrolled(widget, f"{name}Scroll") if scroll else widget)  # small screens
         self.addDockWidget(area, dock)
         return dock
 
@@ -180,6 +197,7 @@ class MainWindow(
         from workbench.ui.log_view import LogView
         from workbench.ui.model_view import ModelView
         from workbench.ui.plots import PlotsPanel
+        from workbench.ui.precision_speed import PrecisionSpeedCheck
         from workbench.ui.quantization_panel import QuantizationPanel
         from workbench.ui.run_panel import RunPanel
         from workbench.ui.runs_panel import RunsPanel
@@ -188,12 +206,15 @@ class MainWindow(
         self.layer_panel = LayerStackPanel(self.document)
         self.data_panel = DataPanel(self.document)
         self.training_panel = TrainingPanel(self.document, self.devices)
+        self.precision_speed = PrecisionSpeedCheck(
+            self.settings, self.document, self.training_panel
+        )
         self.run_panel = RunPanel()
         self.plots = PlotsPanel()
         self.log_view = LogView()
         self.model_view = ModelView(self.layer_panel.model)
 
-        self.tabs = QTabWidget()
+        self.tabs = ScrollingTabs()  # a page larger than the screen scrolls
         self.tabs.setObjectName("mainTabs")
         self.tabs.addTab(self.plots, "&Training curves")
         self.insight_panel = InsightPanel(self.document, self.session)
@@ -228,7 +249,7 @@ class MainWindow(
         self.layers_dock.raise_()
         self.run_panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.run_dock = self._dock(
-            "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock"
+            "Run", self.run_panel, Qt.DockWidgetArea.TopDockWidgetArea, "runDock", scroll=False
         )
         self.settings_dock = self._dock(
             "Training settings", self.training_panel, right, "trainingDock"
@@ -247,10 +268,12 @@ class MainWindow(
         self.model_status.setObjectName("currentModelStatus")
         self.model_status.setAccessibleName("currentModelStatus")
         self.statusBar().addPermanentWidget(self.model_status)
+        self.device_status = DeviceStatus(self.statusBar())  # messages keep the bar's left side
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(2000)
         self.memory_timer.timeout.connect(self._update_status)
         self.memory_timer.start()
+        self._update_status()
 
     def _action(
         self,
@@ -309,7 +332,7 @@ class MainWindow(
         )
         for action, icon in (
             (self.new_action, "add"), (self.open_action, "open"), (self.save_action, "save"),
-            (self.open_checkpoint_action, "open"),
+            (self.open_checkpoint_action, "checkpoint"),
             (self.train_action, "train"), (self.stop_action, "stop"), (self.pause_action, "pause"),
             (self.step_action, "step"),
         ):  # fmt: skip
@@ -395,6 +418,8 @@ class MainWindow(
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
         self.data_panel.data_info_changed.connect(self.layer_panel.set_data_info)
 
+        session_started = self.session.run_started
+        session_started.connect(lambda _report: self.welcome.retire())  # Train found: enough
         self.welcome.train_requested.connect(self.start_training)
         self.welcome.open_checkpoint_requested.connect(self.open_checkpoint_dialog)
         self.welcome.quantize_requested.connect(self.show_quantization)
@@ -419,11 +444,9 @@ class MainWindow(
         self._wire_code_panel()
 
     def _update_status(self) -> None:
-        from workbench.engine.memory import memory_status_text
-
         started = self.session.last_started
-        device = started.device if started is not None else "—"
-        self.statusBar().showMessage(f"Device: {device} · {memory_status_text(device)}")
+        device = started.device if started is not None else self.training_panel.selected_device()
+        self.device_status.show_device(str(getattr(device, "name", device)))
 
     # ------------------------------------------------------------------ drag and drop
 
@@ -468,13 +491,9 @@ class MainWindow(
             QTimer.singleShot(50, self._default_dock_sizes)
 
     def _default_dock_sizes(self) -> None:
-        """Plots get the middle; side panels just what their forms need."""
-        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        width = max(self.width(), 1200)
-        self.resizeDocks(
-            [self.layers_dock, self.run_dock], [int(width * 0.27), int(width * 0.25)], horizontal
-        )
-        self.resizeDocks([self.run_dock, self.log_dock], [110, 170], vertical)
+        """Plots get the middle; side panels just what their forms need (screen_fit)."""
+        side = [self.layers_dock, self.data_dock, self.settings_dock]
+        default_dock_sizes(self, side, self.log_dock, self.run_dock)
 
     def _theme(self) -> Theme:
         if self.theme is None:
@@ -485,13 +504,21 @@ class MainWindow(
 
     def set_presentation_mode(self, enabled: bool) -> None:
         """For a teacher's projector: bigger fonts everywhere, thicker plot lines."""
-        self._theme().set_presentation_mode(enabled)
-        self.plots.set_presentation_mode(enabled)
+        scale = presentation_scale(screen_of(self))
+        self._theme().set_presentation_mode(enabled, scale)
+        self.plots.set_presentation_mode(enabled, scale)
+        self._recolour_plots(self._theme().dark)
         self.presentation_action.setChecked(enabled)
 
     def set_dark_theme(self, dark: bool) -> None:
         self._theme().apply(dark=dark)
+        self._recolour_plots(dark)
         self.dark_action.setChecked(dark)
+
+    def _recolour_plots(self, dark: bool) -> None:
+        from workbench.ui.plot_theme import apply_plot_theme  # pyqtgraph: not before first show
+
+        apply_plot_theme(self, dark)
 
     def show_diagnostics(self) -> DiagnosticsDialog:
         """Help > Diagnostics: what this machine offers, with a Copy button for bug reports."""
@@ -520,6 +547,11 @@ class MainWindow(
             if self._loader is not None:
                 self._loader.shutdown()
             event.accept()
+            return
+        from workbench.ui.quit_prompt import confirm_quit_during_run
+
+        if not confirm_quit_during_run(self, self.session, self.last_run_dir):
+            event.ignore()
             return
         if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
             event.ignore()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QImage, QImageWriter, QPainter
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -25,9 +22,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.engine.atomic import atomic_path, atomic_write_text
 from workbench.engine.reports import BatchReport, EpochReport, RunStarted
-from workbench.engine.run_files import METRIC_COLUMNS
+from workbench.ui import plot_export
+from workbench.ui.plot_export import BATCH_COLUMNS, EPOCH_COLUMNS
+from workbench.ui.plot_parts import (
+    EMA_ALPHA,
+    EpochAxis,
+    GrowingArray,
+    HoverReadout,
+    exponential_average,
+    font_of_size,
+    legend_above,
+    nice_range,
+    optional,
+    resize_legend,
+)
 from workbench.ui.qt import pg
 
 REDRAW_INTERVAL_MS = 200  # per-batch loss curve: at most 5 redraws a second
@@ -42,10 +51,6 @@ ORANGE = "#E69F00"
 PURPLE = "#CC79A7"
 OVERLAY_COLOURS = (ORANGE, PURPLE, GREEN, "#000000")
 
-EMA_ALPHA = 0.1
-EPOCH_COLUMNS = METRIC_COLUMNS  # the same columns as a run's metrics.csv, so one script reads both
-BATCH_COLUMNS = ("epoch", "batch", "epoch_position", "loss", "smoothed_loss")
-
 
 @dataclass(frozen=True)
 class PlotStyle:
@@ -59,135 +64,22 @@ NORMAL_STYLE = PlotStyle(font_pt=9, title_pt=10, line_width=2.0, symbol_size=7)
 PRESENTATION_STYLE = PlotStyle(font_pt=15, title_pt=17, line_width=4.0, symbol_size=12)
 
 
-class GrowingArray:
-    """A float64 column that doubles its buffer when full: appends are amortised O(1) and
-    `view()` hands pyqtgraph the filled part without copying."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self._buffer = np.empty(max(1, capacity), dtype=np.float64)
-        self._size = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def extend(self, values: Sequence[float] | np.ndarray) -> None:
-        needed = self._size + len(values)
-        if needed > len(self._buffer):
-            grown = np.empty(max(needed, 2 * len(self._buffer)), dtype=np.float64)
-            grown[: self._size] = self._buffer[: self._size]
-            self._buffer = grown
-        self._buffer[self._size : needed] = values
-        self._size = needed
-
-    def view(self) -> np.ndarray:
-        return self._buffer[: self._size]
-
-    def clear(self) -> None:
-        self._size = 0
-
-
-class EpochAxis(pg.AxisItem):  # type: ignore[misc]
-    """An axis counting whole epochs: never a tick at 1.5 epochs."""
-
-    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
-        levels: list[tuple[float, float]] = super().tickSpacing(minVal, maxVal, size)
-        whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
-        return whole or [(1.0, 0.0)]
-
-
-def nice_range(low: float, high: float) -> tuple[float, float]:
-    """LOW..HIGH widened to a grid of 1, 2 or 5 times a power of ten, about 5 steps tall, and
-    down to 0 when the values are all positive and 0 is within two steps (losses)."""
-    span = high - low
-    if not span > 0:
-        span = abs(high) or 1.0
-    raw = span / 5
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    bottom = math.floor(low / step) * step
-    top = math.ceil(high / step) * step
-    if top == bottom:
-        top = bottom + step
-    if 0 <= bottom <= 2 * step:
-        bottom = 0.0
-    return bottom, top
-
-
-def _optional(value: float | None, scale: float = 1.0) -> float:
-    return math.nan if value is None else value * scale
-
-
-def _exponential_average(values: np.ndarray, previous: float) -> np.ndarray:
-    """EMA that starts at the first finite value and steps over NaN/inf losses (a skipped
-    fp16 step must not poison the smoothed line for the rest of the run)."""
-    smoothed = np.empty(len(values), dtype=np.float64)
-    current = previous
-    for index, value in enumerate(values.tolist()):
-        if math.isfinite(value):
-            current = value if math.isnan(current) else current + EMA_ALPHA * (value - current)
-        smoothed[index] = current
-    return smoothed
-
-
-class HoverReadout(QObject):
-    """A vertical crosshair and a label with the values nearest the mouse."""
-
-    def __init__(
-        self, plot: pg.PlotWidget, describe: Callable[[float], tuple[float, float, str] | None]
-    ) -> None:
-        super().__init__(plot)
-        self.plot = plot
-        self.describe = describe
-        self.line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#808080", width=1))
-        self.label = pg.TextItem(
-            color="#202020", fill=pg.mkBrush(255, 255, 255, 225), border=pg.mkPen("#a0a0a0")
-        )
-        for item in (self.line, self.label):
-            item.setZValue(100)
-            plot.addItem(item, ignoreBounds=True)
-        self.hide()
-        plot.scene().sigMouseMoved.connect(self.move_to)
-        plot.installEventFilter(self)
-
-    def hide(self) -> None:
-        self.line.hide()
-        self.label.hide()
-
-    def text(self) -> str:
-        return str(self.label.toPlainText()) if self.label.isVisible() else ""
-
-    def move_to(self, scene_pos: QPointF) -> None:
-        view = self.plot.plotItem.vb
-        if not view.sceneBoundingRect().contains(scene_pos):
-            self.hide()
-            return
-        mouse = view.mapSceneToView(scene_pos)
-        found = self.describe(mouse.x())
-        if found is None:
-            self.hide()
-            return
-        x, _, text = found
-        self.line.setPos(x)
-        self.label.setText(text)
-        (left, right), (bottom, top) = view.viewRange()
-        # keep the label inside the view: anchor it on the side away from the nearer edge
-        anchor_x = 1.0 if mouse.x() > (left + right) / 2 else 0.0
-        anchor_y = 0.0 if mouse.y() > (bottom + top) / 2 else 1.0
-        self.label.setAnchor((anchor_x, anchor_y))
-        self.label.setPos(mouse.x(), mouse.y())
-        self.line.show()
-        self.label.show()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Leave:
-            self.hide()
-        return False
-
-
 @dataclass
 class _Overlay:
     name: str
     items: list[Any]
+
+
+def presentation_style(scale: float, full: float = 1.6) -> PlotStyle:
+    """A style between NORMAL_STYLE (scale 1) and PRESENTATION_STYLE (scale `full` and up)."""
+    t = min(max((scale - 1.0) / (full - 1.0), 0.0), 1.0)
+    low, high = NORMAL_STYLE, PRESENTATION_STYLE
+    return PlotStyle(
+        font_pt=round(low.font_pt + t * (high.font_pt - low.font_pt)),
+        title_pt=round(low.title_pt + t * (high.title_pt - low.title_pt)),
+        line_width=low.line_width + t * (high.line_width - low.line_width),
+        symbol_size=round(low.symbol_size + t * (high.symbol_size - low.symbol_size)),
+    )
 
 
 class PlotsPanel(QWidget):
@@ -263,22 +155,22 @@ class PlotsPanel(QWidget):
         for side in ("left", "bottom"):
             # no third tick level: its hairline grid is noise on a projector and costs paint time
             plot.getAxis(side).setStyle(maxTickLevel=1)
-        plot.setMinimumSize(240, 180)
+        plot.setMinimumSize(200, 140)  # four of them still fit a 1280x720 screen
         if per_epoch:
             plot.getViewBox().setDefaultPadding(0.06)  # whole markers at the first and last epoch
         plot.setMenuEnabled(True)
         return plot
 
     def _make_curves(self) -> None:
-        self.loss_plot.addLegend(offset=(-10, 10))
+        legend_above(self.loss_plot)
         self.raw_loss_curve = self.loss_plot.plot(name="batch loss", connect="finite")
         self.smooth_loss_curve = self.loss_plot.plot(
             name=f"smoothed (EMA α={EMA_ALPHA:g})", connect="finite"
         )
-        self.epoch_loss_plot.addLegend(offset=(-10, 10))
+        legend_above(self.epoch_loss_plot)
         self.train_loss_curve = self.epoch_loss_plot.plot(name="train")
         self.val_loss_curve = self.epoch_loss_plot.plot(name="validation")
-        self.accuracy_plot.addLegend(offset=(-10, -10))  # accuracy rises: keep bottom-right free
+        legend_above(self.accuracy_plot)
         self.train_accuracy_curve = self.accuracy_plot.plot(name="train")
         self.val_accuracy_curve = self.accuracy_plot.plot(name="validation")
         self.lr_curve = self.lr_plot.plot()
@@ -356,9 +248,12 @@ class PlotsPanel(QWidget):
         return [self.loss_plot, self.epoch_loss_plot, self.accuracy_plot, self.lr_plot]
 
     # styling ----------------------------------------------------------------
-    def set_presentation_mode(self, enabled: bool) -> None:
-        """Projector mode: bigger fonts, thicker lines and symbols."""
-        self.plot_style = PRESENTATION_STYLE if enabled else NORMAL_STYLE
+    def set_presentation_mode(self, enabled: bool, scale: float | None = None) -> None:
+        """Projector mode: bigger fonts, thicker lines and symbols; `scale` (the window's font
+        scale for the screen it is on, 1.25-1.6) sizes them between normal and full."""
+        self.plot_style = NORMAL_STYLE
+        if enabled:
+            self.plot_style = PRESENTATION_STYLE if scale is None else presentation_style(scale)
         self.presentation_action.setChecked(enabled)
         style = self.plot_style
         for plot in self.plots():
@@ -373,10 +268,10 @@ class PlotsPanel(QWidget):
                     axis.setStyle(tickTextWidth=QFontMetrics(tick_font).horizontalAdvance(WIDEST))
                 axis.setLabel(axis.labelText, **{"font-size": f"{style.font_pt}pt"})
             if item.legend is not None:
-                _resize_legend(item.legend, style.font_pt)
-        self.placeholder.setFont(_font(style.title_pt))
+                resize_legend(item.legend, style.font_pt)
+        self.placeholder.setFont(font_of_size(style.title_pt))
         for hover in self._hovers.values():
-            hover.label.setFont(_font(style.font_pt))
+            hover.label.setFont(font_of_size(style.font_pt))
         self._style_curves()
 
     def _style_curves(self) -> None:
@@ -427,7 +322,7 @@ class PlotsPanel(QWidget):
         batches = np.fromiter((r.batch for r in reports), dtype=np.float64, count=count)
         sizes = np.fromiter((max(1, r.batches) for r in reports), dtype=np.float64, count=count)
         losses = np.fromiter((r.loss for r in reports), dtype=np.float64, count=count)
-        smoothed = _exponential_average(losses, self._ema)
+        smoothed = exponential_average(losses, self._ema)
         self._ema = float(smoothed[-1])
         for name, values in (
             ("epoch", epochs),
@@ -458,7 +353,7 @@ class PlotsPanel(QWidget):
         self._epoch_reports.append(report)
         row = dataclasses.asdict(report)
         for name in EPOCH_COLUMNS:
-            self._epoch[name].extend([_optional(row[name])])
+            self._epoch[name].extend([optional(row[name])])
         self._redraw_epochs()
         self._describe_for_screen_readers(report)
 
@@ -586,7 +481,7 @@ class PlotsPanel(QWidget):
             (self.accuracy_plot, "validation", [r.val_accuracy for r in history]),
         ):
             scale = 100.0 if plot is self.accuracy_plot else 1.0
-            y = np.array([_optional(v, scale) for v in values], dtype=np.float64)
+            y = np.array([optional(v, scale) for v in values], dtype=np.float64)
             known = np.isfinite(y)
             if known.any():
                 items.append(plot.plot(epochs[known], y[known], name=f"{name} {label}"))
@@ -680,79 +575,18 @@ class PlotsPanel(QWidget):
     def export_png(self, path: str | Path) -> Path:
         """All four plots in one PNG, laid out as on screen; written atomically."""
         self.flush()
-        images = [self._plot_image(plot) for plot in self.plots()]
-        cell_w = max(image.width() for image in images)
-        cell_h = max(image.height() for image in images)
-        sheet = QImage(cell_w * 2, cell_h * 2, QImage.Format.Format_ARGB32)
-        sheet.fill(QColor("white"))
-        painter = QPainter(sheet)
-        for index, image in enumerate(images):
-            painter.drawImage(QPointF((index % 2) * cell_w, (index // 2) * cell_h), image)
-        painter.end()
-        target = Path(path)
-        with atomic_path(target) as temp:
-            writer = QImageWriter(
-                str(temp), QByteArray(b"png")
-            )  # temp's .tmp suffix names no format
-            if not writer.write(sheet):
-                raise OSError(f"could not write the PNG image {target}: {writer.errorString()}")
-        return target
+        return plot_export.export_png(self.plots(), path)
 
     def export_svg(self, path: str | Path) -> Path:
         """All four plots in one SVG vector image, laid out as on screen; written atomically."""
         self.flush()
-        parts = []
-        sizes = [self._plot_rect(plot) for plot in self.plots()]
-        cell_w = max(rect.width() for rect in sizes)
-        cell_h = max(rect.height() for rect in sizes)
-        for index, plot in enumerate(self.plots()):
-            exporter = pg.exporters.SVGExporter(plot.plotItem)
-            svg = exporter.export(toBytes=True).decode("utf-8")
-            x, y = (index % 2) * cell_w, (index // 2) * cell_h
-            parts.append(_svg_cell(svg, f"plot{index}", x, y, sizes[index]))
-        document = (
-            '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
-            '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
-            f' version="1.2" baseProfile="tiny" width="{2 * cell_w:g}" height="{2 * cell_h:g}"'
-            f' viewBox="0 0 {2 * cell_w:g} {2 * cell_h:g}">\n'
-            "<title>Torch Workbench training plots</title>\n" + "\n".join(parts) + "\n</svg>\n"
-        )
-        target = Path(path)
-        atomic_write_text(target, document)
-        return target
+        return plot_export.export_svg(self.plots(), path)
 
     def export_csv(self, path: str | Path) -> list[Path]:
         """Per-epoch metrics to `path` (metrics.csv columns) and per-batch losses to
         `<stem>-batches.csv` beside it; both atomic. Returns the two paths."""
-        target = Path(path)
-        epochs = io.StringIO()
-        writer = csv.DictWriter(epochs, fieldnames=EPOCH_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for report in self._epoch_reports:
-            row = dataclasses.asdict(report)
-            writer.writerow({key: "" if row[key] is None else row[key] for key in EPOCH_COLUMNS})
-        batches = io.StringIO()
-        batch_writer = csv.writer(batches)
-        batch_writer.writerow(BATCH_COLUMNS)
         columns = [self._batch[name].view() for name in BATCH_COLUMNS]
-        for epoch, batch, position, loss, smoothed in zip(*columns, strict=True):
-            batch_writer.writerow(
-                [int(epoch), int(batch), f"{position:.6g}", repr(float(loss)), f"{smoothed:.6g}"]
-            )
-        batch_target = target.with_name(f"{target.stem}-batches{target.suffix or '.csv'}")
-        atomic_write_text(target, epochs.getvalue())
-        atomic_write_text(batch_target, batches.getvalue())
-        return [target, batch_target]
-
-    def _plot_rect(self, plot: pg.PlotWidget) -> QRectF:
-        rect: QRectF = plot.plotItem.sceneBoundingRect()
-        return rect
-
-    def _plot_image(self, plot: pg.PlotWidget) -> QImage:
-        exporter = pg.exporters.ImageExporter(plot.plotItem)
-        exporter.parameters()["background"] = QColor("white")
-        image: QImage = exporter.export(toBytes=True)
-        return image
+        return plot_export.export_csv(self._epoch_reports, columns, path)
 
     def _ask_and_export(self, kind: str) -> None:
         filters = {
@@ -777,37 +611,3 @@ class PlotsPanel(QWidget):
             )
             return
         self.exported.emit(written)
-
-
-def _resize_legend(legend: pg.LegendItem, point_size: int) -> None:
-    """Re-add the entries: resizing labels in place leaves the rows as tall as before."""
-    entries = [(sample.item, label.text) for sample, label in legend.items]
-    legend.clear()
-    legend.setLabelTextSize(f"{point_size}pt")
-    for item, name in entries:
-        legend.addItem(item, name)
-
-
-def _font(point_size: int) -> QFont:
-    font = QFont()
-    font.setPointSize(point_size)
-    return font
-
-
-def _svg_cell(svg: str, prefix: str, x: float, y: float, rect: QRectF) -> str:
-    """One exported plot as a group translated to (x, y). Groups, not nested <svg> elements,
-    because Qt's own SVG renderer (SVG Tiny 1.2) skips nested documents; ids get `prefix` so
-    the four plots' clip paths do not collide."""
-    match = re.search(r"<svg\b[^>]*>(.*)</svg>", svg, flags=re.DOTALL)
-    body = match.group(1) if match else ""
-    body = re.sub(r"<(title|desc|style)>.*?</\1>", "", body, flags=re.DOTALL)
-    body = re.sub(r'<path\b[^>]*\sd=""[^>]*/>', "", body)  # empty curves; renderers reject d=""
-    # pyqtgraph paints the background as a 100% rect, which would cover the whole sheet
-    body = body.replace(
-        '<rect width="100%" height="100%"',
-        f'<rect width="{rect.width():g}" height="{rect.height():g}"',
-    )
-    body = re.sub(r'id="([^"]+)"', rf'id="{prefix}_\1"', body)
-    body = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}_\1)", body)
-    body = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}_\1"', body)
-    return f'<g transform="translate({x:g},{y:g})">{body}</g>'

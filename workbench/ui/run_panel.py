@@ -7,13 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QStyle, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStyle, QWidget
 
 from workbench.engine.reports import BatchReport, EpochReport, RunStarted
 
 RUN_STATES = ("idle", "running", "paused")
 PROGRESS_STEPS = 10_000  # QProgressBar counts in ints; this keeps 0.01 % resolution on long runs
 TRAIN_TIP = "Train the model with the current settings"
+PAUSED_TEXT = "Paused"
+PAUSED_TIP = "The run waits: Resume (F6) carries on, Step (F10) runs one optimizer step"
+PAUSED_STYLE = "QLabel { background: #E69F00; color: #000000; font-weight: bold; padding: 2px 8px; border-radius: 3px; }"
 FINISHED_WORDS = {"completed": "Done", "stopped": "Stopped", "early_stopped": "Stopped early"}
 
 
@@ -49,6 +52,8 @@ class RunPanel(QWidget):
         self._started: RunStarted | None = None
         self._started_at = clock()
         self._text = ""
+        self._paused_since: float | None = None  # paused time is left out of the ETA
+        self._paused_total = 0.0
 
         pixmap = QStyle.StandardPixmap
         self.train_button = self._button(
@@ -80,7 +85,13 @@ class RunPanel(QWidget):
         self.progress.setAccessibleName("Training progress")
         self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setTextVisible(True)
-        self.progress.setMinimumWidth(360)
+        self.progress.setMinimumWidth(200)
+        self.state_label = QLabel(PAUSED_TEXT, self)
+        self.state_label.setObjectName("runStateLabel")
+        self.state_label.setAccessibleName("Run state")
+        self.state_label.setToolTip(PAUSED_TIP)
+        self.state_label.setStyleSheet(PAUSED_STYLE)
+        self.state_label.hide()
 
         self.train_button.clicked.connect(self.train_requested)
         self.pause_button.clicked.connect(self._pause_or_resume)
@@ -90,6 +101,7 @@ class RunPanel(QWidget):
         layout = QHBoxLayout(self)
         for button in (self.train_button, self.pause_button, self.stop_button, self.step_button):
             layout.addWidget(button)
+        layout.addWidget(self.state_label)
         layout.addWidget(self.progress, stretch=1)
         self.reset()
         self.set_state("idle")
@@ -113,7 +125,9 @@ class RunPanel(QWidget):
         (running or paused), Step when idle or paused."""
         if state not in RUN_STATES:
             raise ValueError(f"run state must be one of {', '.join(RUN_STATES)}, not {state!r}")
+        self._track_pause(state)
         self._state = state
+        self.state_label.setVisible(state == "paused")
         idle = state == "idle"
         self.train_button.setEnabled(idle and self._train_allowed)
         self.step_button.setEnabled(state == "paused" or (idle and self._train_allowed))
@@ -131,6 +145,21 @@ class RunPanel(QWidget):
                 else QStyle.StandardPixmap.SP_MediaPause
             )
         )
+
+    def _track_pause(self, state: str) -> None:
+        now = self._clock()
+        if state == "paused" and self._paused_since is None:
+            self._paused_since = now
+        elif state != "paused" and self._paused_since is not None:
+            self._paused_total += now - self._paused_since
+            self._paused_since = None
+
+    def _running_seconds(self) -> float:
+        """Seconds the run has trained: pauses (and single steps) left out."""
+        paused = self._paused_total
+        if self._paused_since is not None:
+            paused += self._clock() - self._paused_since
+        return max(0.0, self._clock() - self._started_at - paused)
 
     def set_pausable(self, pausable: bool, reason: str = "") -> None:
         """Runs in other processes (DDP) cannot pause or step: disable both, saying why."""
@@ -177,12 +206,14 @@ class RunPanel(QWidget):
     def _eta(self, fraction: float) -> str:
         if fraction <= 0:
             return "ETA –"
-        elapsed = self._clock() - self._started_at
+        elapsed = self._running_seconds()
         return f"ETA {clock_text(elapsed * (1 - fraction) / fraction)}"
 
     def reset(self, started: RunStarted | None = None) -> None:
         self._started = started
         self._started_at = self._clock()
+        self._paused_total = 0.0
+        self._paused_since = self._started_at if self._state == "paused" else None
         if started is None:
             self._show(0.0, "No run")
         else:
@@ -199,13 +230,11 @@ class RunPanel(QWidget):
         else:
             fraction = (last.batch + 1) / batches
         total = f"/{self._started.epochs}" if self._started is not None else ""
-        parts = [
-            f"Epoch {last.epoch}{total}",
-            f"batch {last.batch + 1}/{last.batches}",
-            f"{last.samples_per_second:,.0f} samples/s",
-        ]
-        if epochs:
-            parts.append(self._eta(fraction))
+        parts = [f"Epoch {last.epoch}{total}", f"batch {last.batch}/{last.batches}"]
+        if self._state != "paused":  # a single step's speed and ETA say nothing
+            parts.append(f"{last.samples_per_second:,.0f} samples/s")
+            if epochs:
+                parts.append(self._eta(fraction))
         self._show(fraction, " · ".join(parts))
 
     def add_epoch(self, report: EpochReport) -> None:
@@ -220,16 +249,17 @@ class RunPanel(QWidget):
                 f"val loss {report.val_loss:.3f} · perplexity {report.val_perplexity:.2f} · "
                 f"{report.val_bits_per_char:.2f} bits/char"
             )
-        parts.append(f"{report.samples_per_second:,.0f} samples/s")
-        if report.epoch < report.epochs:
-            parts.append(self._eta(fraction))
+        if self._state != "paused":
+            parts.append(f"{report.samples_per_second:,.0f} samples/s")
+            if report.epoch < report.epochs:
+                parts.append(self._eta(fraction))
         self._show(fraction, " · ".join(parts))
 
     def show_finished(self, summary: dict[str, Any]) -> None:
         status = str(summary.get("status", "completed"))
         word = FINISHED_WORDS.get(status, status.replace("_", " ").capitalize())
         epochs = summary.get("epochs_completed", 0)
-        wall = float(summary.get("wall_seconds", self._clock() - self._started_at))
+        wall = float(summary.get("wall_seconds", self._running_seconds()))
         fraction = self.progress.value() / PROGRESS_STEPS if status == "stopped" else 1.0
         self._show(fraction, f"{word}: {epochs} epoch(s) in {clock_text(wall)}")
 

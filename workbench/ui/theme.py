@@ -87,6 +87,7 @@ class Theme:
             self.scale = scale
             self.app.setFont(scaled_font(self.base_font, scale))
 
-    def set_presentation_mode(self, enabled: bool) -> None:
-        """Projector mode: large text; light theme, which survives washed-out projectors."""
-        self.apply(dark=False if enabled else self.dark, scale=PROJECTOR_SCALE if enabled else 1.0)
+    def set_presentation_mode(self, enabled: bool, scale: float = PROJECTOR_SCALE) -> None:
+        """Projector mode: text `scale` times larger; light theme, which survives washed-out
+        projectors."""
+        self.apply(dark=False if enabled else self.dark, scale=scale if enabled else 1.0)

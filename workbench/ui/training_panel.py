@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from workbench.engine.devices import DeviceInfo, resolve_device
 from workbench.engine.errors import DeviceError
 from workbench.engine.experiment import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, SchedulerSpec
+from workbench.ui.field_validation import check_typed_values
 from workbench.ui.project_document import ProjectDocument
 from workbench.ui.widgets import named
 
@@ -65,6 +66,7 @@ class TrainingPanel(QWidget):
         self.setObjectName("trainingPanel")
         self.document = document
         self.devices = devices
+        self._capped: str | None = None  # why the last DDP edit got fewer processes than asked
         self._build()
         self.refresh()
         document.changed.connect(self.refresh)
@@ -100,6 +102,11 @@ class TrainingPanel(QWidget):
         for name in PRECISIONS:
             self.precision.addItem(PRECISION_LABELS[name], name)
         named(self.precision, "precisionPicker", "Numeric precision of the forward pass")
+        self.precision_note = QLabel()
+        self.precision_note.setObjectName("precisionNote")
+        self.precision_note.setWordWrap(True)
+        self.precision_note.setStyleSheet("color: #B35C00;")
+        self.precision_note.hide()
         self.accumulation = QSpinBox(minimum=1, maximum=65_536)
         named(self.accumulation, "accumulationSpin", "Micro-batches per optimizer step")
         self.effective_batch = QLabel()
@@ -108,6 +115,12 @@ class TrainingPanel(QWidget):
         named(self.ddp, "ddpToggle", "Train with several processes through torchrun")
         self.nproc = QSpinBox(minimum=1, maximum=1024)
         named(self.nproc, "nprocSpin", "Processes (one per device) for DDP")
+        self.nproc.setKeyboardTracking(False)  # "16" is judged whole, not as "1" then "16"
+        self.ddp_note = QLabel()
+        self.ddp_note.setObjectName("ddpNote")
+        self.ddp_note.setWordWrap(True)
+        self.ddp_note.setStyleSheet("color: #B35C00;")
+        self.ddp_note.hide()
 
         accumulation_row = QHBoxLayout()
         accumulation_row.addWidget(self.accumulation)
@@ -129,8 +142,10 @@ class TrainingPanel(QWidget):
         form.addRow("See&d", self.seed)
         form.addRow("&Device", self.device)
         form.addRow("&Precision", self.precision)
+        form.addRow("", self.precision_note)
         form.addRow("Accumulate", accumulation_row)
         form.addRow("", ddp_row)
+        form.addRow("", self.ddp_note)
 
         self._on(
             self.optimizer.currentTextChanged,
@@ -154,6 +169,7 @@ class TrainingPanel(QWidget):
         )
         self._on(self.ddp.toggled, self._ddp_edited)
         self._on(self.nproc.valueChanged, self._ddp_edited)
+        check_typed_values(self)  # a bad typed value is marked, never silently changed
 
     @staticmethod
     def _on(signal: object, slot: Callable[[], None]) -> None:
@@ -177,12 +193,29 @@ class TrainingPanel(QWidget):
             self._edit(scheduler=SchedulerSpec(name=name))
 
     def _ddp_edited(self) -> None:
+        from workbench.engine.choice_costs import ddp_process_cap
+
+        cap = ddp_process_cap(self.selected_device(), self.nproc.value())
+        current = self.document.experiment.train.ddp
         ddp = dataclasses.replace(
-            self.document.experiment.train.ddp,
-            enabled=self.ddp.isChecked(),
-            nproc_per_node=self.nproc.value(),
+            current, enabled=self.ddp.isChecked(), nproc_per_node=cap.processes
         )
+        if ddp == current and cap.message is None:
+            return  # nothing changed (the spin box repeating itself): keep any note
+        self._capped = cap.message
         self._edit(ddp=ddp)
+        self._show_ddp_note(cap.message)
+        if cap.message:  # show the capped count once the spin box has finished its own edit
+            QTimer.singleShot(0, self.refresh)
+
+    def set_precision_note(self, note: str | None) -> None:
+        """What the chosen precision costs here (e.g. slower than float32), or None."""
+        self.precision_note.setText(note or "")
+        self.precision_note.setVisible(bool(note))
+
+    def _show_ddp_note(self, message: str | None) -> None:
+        self.ddp_note.setText(message or "")
+        self.ddp_note.setVisible(bool(message))
 
     def selected_device(self) -> DeviceInfo:
         try:
@@ -227,6 +260,8 @@ class TrainingPanel(QWidget):
         self.ddp.setEnabled(problem is None or experiment.train.ddp.enabled)
         self.ddp.setToolTip(problem or "Train with several processes through torchrun")
         self.nproc.setEnabled(experiment.train.ddp.enabled)
+        capped = self._capped if experiment.train.ddp.enabled else None
+        self._show_ddp_note(self._ddp_excess(device) or capped)
         world = experiment.train.ddp.nproc_per_node if experiment.train.ddp.enabled else 1
         batch, k = experiment.data.batch_size, experiment.train.accumulate_grad_batches
         self.effective_batch.setText(
@@ -237,6 +272,13 @@ class TrainingPanel(QWidget):
         self.effective_batch.setAlignment(
             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
         )
+
+    def _ddp_excess(self, device: DeviceInfo) -> str | None:
+        """A file may ask for more DDP processes than this machine has cores: say so."""
+        from workbench.engine.choice_costs import ddp_process_cap
+
+        ddp = self.document.experiment.train.ddp
+        return ddp_process_cap(device, ddp.nproc_per_node).message if ddp.enabled else None
 
     def problems(self) -> list[str]:
         """Reasons the current settings cannot run (shown on the Train button)."""

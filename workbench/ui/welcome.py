@@ -56,8 +56,9 @@ class WelcomeBanner(QFrame):
         self.setObjectName("welcomeBanner")
         self.setAccessibleName("welcomeBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(
+        self.setStyleSheet(  # its own light colours, readable in the dark theme too
             "#welcomeBanner { background: #FFF4EC; border: 1px solid #F3B08F; border-radius: 6px; }"
+            " #welcomeBanner QLabel, #welcomeBanner QCheckBox { color: #202020; }"
         )
         self._build()
 
@@ -130,6 +131,16 @@ class WelcomeBanner(QFrame):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(actions)
+
+    def retire(self) -> None:
+        """The first run has started: the welcome has done its job, for good (Help > Show
+        Welcome brings it back)."""
+        if self.isHidden() and welcome_dismissed(self.settings):
+            return
+        self.settings.setValue(DISMISSED_KEY, True)
+        self.settings.sync()
+        self.hide()
+        self.dismissed.emit()
 
     def dismiss(self) -> None:
         """Hide the banner; with "Don't show again" ticked, for good."""

@@ -100,7 +100,7 @@ class ProjectFiles(QMainWindow):
         answer = QMessageBox.warning(
             self,
             "Unsaved changes",
-            f"Save the changes to {self.document.title}?",
+            f"Save the changes to {self.project_display_name()}?",
             QMessageBox.StandardButton.Save
             | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel,
@@ -226,9 +226,13 @@ class ProjectFiles(QMainWindow):
             for preset in sorted(PRESETS_DIR.glob("*.toml"))
         ]
 
-    def _update_title(self) -> None:
-        name = self.document.title
+    def project_display_name(self) -> str:
+        """The project as the title bar and every dialog name it: file, preset or Untitled."""
         if self.document.path is None and self.preset_name:
-            name = f"{self.preset_name} (preset)"
+            return f"{self.preset_name} (preset)"
+        return self.document.title
+
+    def _update_title(self) -> None:
+        name = self.project_display_name()
         self.setWindowTitle(f"{name}[*] — Torch Workbench")
         self.setWindowModified(self.document.is_dirty)

@@ -164,6 +164,8 @@ class RunControls(QMainWindow):
 
     def _show_batches(self, reports: list[BatchReport]) -> None:
         self.plots.add_batches(reports)
+        if self.session.state == "paused":  # a single Step: draw it now, not in 200 ms
+            self.plots.flush()
         self.run_panel.add_batches(reports)
         self.log_view.add_batches(reports)
 

@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from workbench.engine.insight.decision_boundary import BoundaryGrid, BoundaryHistory
 from workbench.ui.insight.palette import class_colour, class_rgb
@@ -86,12 +94,22 @@ class DecisionBoundaryView(QWidget):
         self.follow.setChecked(True)
         self.follow.toggled.connect(self._follow_toggled)
 
+        self.redraw_every = QSpinBox(minimum=1, maximum=10_000, value=10)
+        self.redraw_every.setObjectName("boundaryRedrawEverySpin")
+        self.redraw_every.setAccessibleName("Redraw the boundary every N steps")
+        self.redraw_every.setPrefix("redraw every ")
+        self.redraw_every.setSuffix(" steps")
+        self.redraw_every.setToolTip(
+            "While a run goes on, redraw the boundary every N optimizer steps (Step: every step)"
+        )
+
         controls = QHBoxLayout()
         controls.setContentsMargins(6, 0, 6, 4)
         controls.addWidget(QLabel("Epoch"))
         controls.addWidget(self.slider, 1)
         controls.addWidget(self.epoch_label)
         controls.addWidget(self.follow)
+        controls.addWidget(self.redraw_every)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot, 1)
@@ -192,10 +210,14 @@ class DecisionBoundaryView(QWidget):
     def _show(
         self, grid: BoundaryGrid, extent: tuple[float, float, float, float] | None = None
     ) -> None:
+        first = self.current is None
         self.current = grid
         left, bottom, width, height = extent or grid.extent
         self.field.setImage(grid_image(grid), autoLevels=False, levels=(0, 255))
-        self.field.setRect(QRectF(left, bottom, width, height))
+        rect = QRectF(left, bottom, width, height)
+        self.field.setRect(rect)
+        if first:  # fit the view to the field (the data and its margin) once per run
+            self.plot.getViewBox().setRange(rect, padding=0.0, disableAutoRange=True)
 
     def _update_slider(self) -> None:
         epochs = self.history.epochs
