@@ -74,13 +74,20 @@ def generate(qtbot: QtBot, window: MainWindow, prompt: str, seed: int) -> tuple[
     panel.seed.setValue(seed)
     panel.tokens.setValue(40)
     seen: list[str] = []
-    record = lambda _piece: seen.append(panel.output.toPlainText())  # noqa: E731
-    panel.controller.piece.connect(record)
+
+    # The text view, read on the GUI thread as it changes: `piece` is emitted on the worker
+    # thread, and a plain function connected to it would run there.
+    def record() -> None:
+        text = panel.output.toPlainText()
+        if len(text) > len(prompt):  # a piece arrived (not the prompt being put in place)
+            seen.append(text)
+
+    panel.output.textChanged.connect(record)
     ended = panel.controller.running_changed
     with qtbot.waitSignal(ended, timeout=60_000, check_params_cb=lambda running: not running):
         qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
         assert panel.stop_button.isEnabled() and not panel.generate_button.isEnabled()
-    panel.controller.piece.disconnect(record)
+    panel.output.textChanged.disconnect(record)
     qtbot.waitUntil(lambda: panel.generate_button.isEnabled())
     return panel.output.toPlainText(), seen
 
@@ -160,8 +167,8 @@ def test_stop_ends_a_long_generation_early(
     panel = window.generate_panel
     panel.prompt.setText("the ")
     panel.tokens.setValue(100_000)
-    with qtbot.waitSignal(panel.controller.piece, timeout=60_000):
-        panel.generate()
+    panel.generate()
+    qtbot.waitUntil(lambda: len(panel.output.toPlainText()) > len("the "), timeout=60_000)
     ended = panel.controller.running_changed
     with qtbot.waitSignal(ended, timeout=60_000, check_params_cb=lambda running: not running):
         qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)

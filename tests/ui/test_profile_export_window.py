@@ -111,8 +111,10 @@ def test_a_profile_can_be_cancelled_and_shows_nothing(
 ) -> None:
     panel = mnist_window.profile_panel
     panel.steps.setValue(200)
-    with qtbot.waitSignal(panel.job.progressed, timeout=JOB_TIMEOUT_MS):
-        assert mnist_window.profile_current_model()
+    progress: list[float] = []  # `progressed` comes from the worker thread: only append there
+    panel.job.progressed.connect(lambda _text, fraction: progress.append(fraction))
+    assert mnist_window.profile_current_model()
+    qtbot.waitUntil(lambda: bool(progress), timeout=JOB_TIMEOUT_MS)
     assert panel.cancel_button.isEnabled() and not panel.profile_button.isEnabled()
     with qtbot.waitSignal(panel.job.cancelled, timeout=JOB_TIMEOUT_MS):
         panel.cancel_button.click()

@@ -45,8 +45,6 @@ class GeneratePanel(QWidget):
     """Generate text from the window's current model (a run, a loaded file or a fresh one), see
     a sample at each epoch's end of a text run, and look at the attention maps of a prompt."""
 
-    scrolls_itself = True  # its text views scroll; a scroll area around them would not help
-
     def __init__(
         self, current: CurrentModelHolder, session: RunSession, parent: QWidget | None = None
     ) -> None:

@@ -99,8 +99,6 @@ class ScrollingTabs(QTabWidget):
     `currentWidget`, `setCurrentWidget` and `indexOf` look through the scroll areas."""
 
     def addTab(self, page: QWidget, label: str) -> int:  # type: ignore[override]
-        if getattr(page, "scrolls_itself", False):
-            return super().addTab(page, label)
         return super().addTab(scrolled(page, f"{page.objectName() or 'page'}Scroll"), label)
 
     def insertTab(self, index: int, page: QWidget, label: str) -> int:  # type: ignore[override]
