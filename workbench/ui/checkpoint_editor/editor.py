@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -280,8 +280,14 @@ class CheckpointEditor(QWidget):
         return self.document.strip_wrappers()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Wait for file work in flight (call before the window closes)."""
+        """Stop analyses and wait for file work in flight (call before the window closes)."""
         return self.document.shutdown(timeout_ms)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the editor stops its statistics and comparisons; no result follows."""
+        self.tensor_panel.cancel_statistics()
+        self.document.cancel_analysis()
+        super().closeEvent(event)
 
     # file dialogs ------------------------------------------------------------
     def open_dialog(self) -> None:
