@@ -61,9 +61,7 @@ def wait_for_line(process: subprocess.Popen[str], text: str) -> None:
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06, 0.1])
 @pytest.mark.parametrize("argv", [["devices"], ["inspect", "missing.pt"], ["--startup-check"]])
-def test_ctrl_c_in_the_first_tenth_of_a_second_ends_with_130(
-    argv: list[str], delay: float
-) -> None:
+def test_ctrl_c_in_the_first_tenth_of_a_second_ends_with_130(argv: list[str], delay: float) -> None:
     process = start(CONSOLE_SCRIPT, *argv)
     wait_for_line(process, "up")
     time.sleep(delay)  # when the signal lands, not what the test checks
