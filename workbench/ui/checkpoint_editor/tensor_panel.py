@@ -35,6 +35,7 @@ from workbench.engine.checkpoints.report import format_bytes, format_number, for
 from workbench.engine.checkpoints.tensor_data import unreadable_reason
 from workbench.engine.errors import WorkbenchError
 from workbench.ui.checkpoint_document import first_line
+from workbench.ui.checkpoint_editor.shown_text import shown
 from workbench.ui.checkpoint_editor.tree_model import TreeItem
 from workbench.ui.qt import pg
 
@@ -201,7 +202,7 @@ class TensorPanel(QWidget):
         self.show_nothing()
         node = item.node
         tensors = list(node.all_tensors()) if node else []
-        self.title.setText(f"<b>{escape(item.path)}</b>")
+        self.title.setText(f"<b>{escape(shown(item.path))}</b>")
         self._fill_form(
             self.info_form,
             [
@@ -219,7 +220,7 @@ class TensorPanel(QWidget):
         """Describe the tensor at once; statistics now (small) or on a worker thread (big)."""
         self.show_nothing()
         self.current_key = info.key
-        self.title.setText(f"<b>{escape(info.key)}</b>")
+        self.title.setText(f"<b>{escape(shown(info.key))}</b>")
         rows = [
             ("Shape", format_shape(info.shape)),
             ("Dtype", info.dtype),
