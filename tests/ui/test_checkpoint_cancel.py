@@ -35,11 +35,8 @@ class HeldStats:
         return tensor_stats(tensor, key, stop)  # raises AnalysisCancelled once stop is set
 
 
-@pytest.fixture
-def editor(qtbot, tmp_path: Path) -> Iterator[CheckpointEditor]:  # type: ignore[no-untyped-def]
-    torch.manual_seed(0)
-    path = tmp_path / "two.pt"
-    torch.save({"big.weight": torch.randn(64, 64), "other.weight": torch.ones(40, 40)}, path)
+def editor_on(qtbot, path: Path) -> Iterator[CheckpointEditor]:  # type: ignore[no-untyped-def]
+    """An editor with `path` open; shut down (no thread left) after the test."""
     made = CheckpointEditor()
     qtbot.addWidget(made)
     with qtbot.waitSignal(made.title_changed, timeout=10_000):
@@ -48,12 +45,26 @@ def editor(qtbot, tmp_path: Path) -> Iterator[CheckpointEditor]:  # type: ignore
     assert made.shutdown(10_000)
 
 
-def test_closing_the_editor_mid_statistics_stops_them_and_shows_nothing(
-    qtbot, editor, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def editor(qtbot, tmp_path: Path) -> Iterator[CheckpointEditor]:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    path = tmp_path / "two.pt"
+    torch.save({"big.weight": torch.randn(64, 64), "other.weight": torch.ones(40, 40)}, path)
+    yield from editor_on(qtbot, path)
+
+
+def hold_statistics(editor: CheckpointEditor, monkeypatch: pytest.MonkeyPatch) -> HeldStats:
+    """Statistics of every tensor go to the worker and wait there until stopped (the first)."""
     held = HeldStats()
     monkeypatch.setattr(tensor_panel_module, "SYNC_LIMIT", 16)
     monkeypatch.setattr(tensor_panel_module, "tensor_stats", held)
+    return held
+
+
+def test_closing_the_editor_mid_statistics_stops_them_and_shows_nothing(
+    qtbot, editor, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    held = hold_statistics(editor, monkeypatch)
     loader, panel = editor.document.loader, editor.tensor_panel
     arrived: list[str] = []
     loader.finished.connect(lambda name, _token, _result: arrived.append(f"finished {name}"))
@@ -76,9 +87,7 @@ def test_closing_the_editor_mid_statistics_stops_them_and_shows_nothing(
 def test_picking_another_tensor_cancels_the_statistics_in_flight(
     qtbot, editor, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    held = HeldStats()
-    monkeypatch.setattr(tensor_panel_module, "SYNC_LIMIT", 16)
-    monkeypatch.setattr(tensor_panel_module, "tensor_stats", held)
+    held = hold_statistics(editor, monkeypatch)
     loader, panel = editor.document.loader, editor.tensor_panel
     failures: list[object] = []
     loader.failed.connect(lambda _name, _token, error: failures.append(error))

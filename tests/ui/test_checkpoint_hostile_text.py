@@ -9,6 +9,7 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
+from tests.ui.test_checkpoint_cancel import editor_on
 from workbench.ui.checkpoint_editor import CheckpointEditor
 from workbench.ui.checkpoint_editor.banners import refusal_text
 from workbench.ui.checkpoint_editor.shown_text import tooltip
@@ -23,12 +24,7 @@ SHOWN_LEAF = "w\\x1b[31m\\u202egpj"
 def editor(qtbot, tmp_path: Path) -> Iterator[CheckpointEditor]:  # type: ignore[no-untyped-def]
     path = tmp_path / "hostile.pt"
     torch.save({f"{MODULE}.{LEAF}": torch.ones(2, 2), "fc.bias": torch.zeros(2)}, path)
-    made = CheckpointEditor()
-    qtbot.addWidget(made)
-    with qtbot.waitSignal(made.title_changed, timeout=10_000):
-        made.open_file(path)
-    yield made
-    assert made.shutdown(10_000)
+    yield from editor_on(qtbot, path)
 
 
 def assert_inert(text: str) -> None:
