@@ -56,7 +56,7 @@ class CheckpointLoader(QObject):
         super().__init__(parent)
         self._running: dict[str, Task] = {}
         self._queued: dict[str, Task] = {}
-        self.jobs = JobRunner(self, name="CheckpointTask", cancel=self.cancel_all)
+        self.jobs = JobRunner(self, name="CheckpointTask", cancel=self._drop_and_stop)
         self.jobs.succeeded.connect(self._on_succeeded)
         self.jobs.failed.connect(self._on_failed)
         self.jobs.ended.connect(self._on_ended)
@@ -112,15 +112,17 @@ class CheckpointLoader(QObject):
         self._start(task)
 
     def cancel(self, name: str) -> None:
-        """Drop the queued task of that name and stop the running one if it is cancellable."""
-        self._queued.pop(name, None)
+        """Stop the task of that name if it is cancellable (has a `stop` event), running or
+        queued; other tasks (a save, an open) run to their end."""
+        queued = self._queued.get(name)
+        if queued is not None and queued.stop is not None:
+            del self._queued[name]
         self._stop(name)
 
     def cancel_all(self) -> None:
-        """Drop every queued task and stop every cancellable one (saves and opens run on)."""
-        self._queued.clear()
-        for name in list(self._running):
-            self._stop(name)
+        """`cancel` every name: statistics and comparisons stop, saves and opens run on."""
+        for name in {*self._running, *self._queued}:
+            self.cancel(name)
 
     def _stop(self, name: str) -> None:
         running = self._running.get(name)
@@ -156,8 +158,12 @@ class CheckpointLoader(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Drop queued tasks, stop cancellable ones and wait for the rest; True when none is
         left running."""
-        self.cancel_all()
+        self._drop_and_stop()
         return self.jobs.shutdown(timeout_ms)
+
+    def _drop_and_stop(self) -> None:
+        self._queued.clear()
+        self.cancel_all()
 
 
 def _size_note(path: Path) -> str:
