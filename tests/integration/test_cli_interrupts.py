@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,14 +63,28 @@ def wait_for_line(process: subprocess.Popen[str], text: str) -> None:
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06, 0.1])
 @pytest.mark.parametrize("argv", [["devices"], ["inspect", "missing.pt"], ["--startup-check"]])
 def test_ctrl_c_in_the_first_tenth_of_a_second_ends_with_130(argv: list[str], delay: float) -> None:
+    assert_quiet_130(interrupted_after(delay, *argv))
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5])
+def test_ctrl_c_while_the_window_loads_pytorch_ends_with_130(delay: float) -> None:
+    """The loader thread is joined before the process ends (no "QThread: Destroyed" abort)."""
+    assert_quiet_130(interrupted_after(delay, "--startup-check"))
+
+
+def interrupted_after(delay: float, *argv: str) -> subprocess.Popen[str]:
     process = start(CONSOLE_SCRIPT, *argv)
     wait_for_line(process, "up")
     time.sleep(delay)  # when the signal lands, not what the test checks
     process.send_signal(signal.SIGINT)
+    return process
+
+
+def assert_quiet_130(process: subprocess.Popen[str]) -> None:
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "interrupted"
+    for sign_of_a_crash in ("Traceback", "Fatal Python error", "QThread"):
+        assert sign_of_a_crash not in err
 
 
 def test_a_second_ctrl_c_during_a_ddp_launch_ends_quietly_with_130() -> None:
@@ -82,3 +97,20 @@ def test_a_second_ctrl_c_during_a_ddp_launch_ends_quietly_with_130() -> None:
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "interrupted"
+
+
+def test_a_ctrl_c_a_library_swallowed_still_ends_the_command_with_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As when the signal lands inside an import that catches it and the verb then finishes."""
+    from workbench.cli import main
+    from workbench.commands import devices
+
+    def swallowed(args: object) -> int:
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        return 0
+
+    monkeypatch.setattr(devices, "run", swallowed)
+    assert main(["devices"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
