@@ -1,7 +1,7 @@
 """`python -m workbench` runs the same entry point as the `workbench` command."""
 
 try:
-    from workbench.cli import main
+    from workbench.entry import main
 except KeyboardInterrupt:  # Ctrl+C while Python is still starting: end as quietly as later on
     raise SystemExit(130) from None
 

@@ -37,6 +37,8 @@ def run_app(file: str | None = None, startup_check: bool = False) -> int:
     """Open the window (on a project, a checkpoint, or the default preset) and run the event loop.
 
     The frame shows first; PyTorch loads on a worker thread and the panels follow (MainWindow).
+    However the loop ends (closed, or a Ctrl+C at any moment), background work is stopped and
+    joined while the window still exists: a worker thread left running would abort the process.
     """
     from workbench.ui.error_dialog import install_exception_hook
     from workbench.ui.main_window import MainWindow
@@ -44,18 +46,29 @@ def run_app(file: str | None = None, startup_check: bool = False) -> int:
     app = make_application()
     install_exception_hook()
     window = MainWindow(deferred=True)
-    window.show()
-    shown_after = time.time() - process_start_time()
+    try:
+        window.show()
+        shown_after = time.time() - process_start_time()
 
-    def on_ready() -> None:
-        window.open_startup(Path(file) if file else None)
-        if startup_check:
-            QTimer.singleShot(0, lambda: _report_startup(window, shown_after))
+        def on_ready() -> None:
+            window.open_startup(Path(file) if file else None)
+            if startup_check:
+                QTimer.singleShot(0, lambda: _report_startup(window, shown_after))
 
-    if startup_check:  # an install check must end, also when PyTorch cannot be loaded
-        window.load_failed.connect(lambda message: _report_failure(app, message))
-    window.load_in_background(then=on_ready)
-    return int(app.exec())
+        if startup_check:  # an install check must end, also when PyTorch cannot be loaded
+            window.load_failed.connect(lambda message: _report_failure(app, message))
+        window.load_in_background(then=on_ready)
+        return int(app.exec())
+    finally:
+        _stop_background_work()
+
+
+def _stop_background_work() -> None:
+    from workbench.controllers import jobs
+    from workbench.interrupts import deferred_interrupts
+
+    with deferred_interrupts():
+        jobs.shutdown_all()
 
 
 def _report_failure(app: QApplication, message: str) -> None:

@@ -110,6 +110,15 @@ def _remembering_interrupts() -> Iterator[list[bool]]:
 
 
 def _main(argv: list[str], interrupted: list[bool]) -> int:
+    code = _ended(argv, interrupted)
+    if interrupted and code != EXIT_INTERRUPTED:
+        # A Ctrl+C that a library swallowed (an import cut short) still ends the command so.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _ended(argv: list[str], interrupted: list[bool]) -> int:
     try:
         return _run(argv)
     except WorkbenchError as exc:

@@ -319,7 +319,7 @@ def test_every_dtype_gets_statistics_or_one_line(qtbot, dtype: torch.dtype) -> N
     assert loader.shutdown(10_000)
 
 
-def explode(_tensor: torch.Tensor) -> object:
+def explode(_tensor: torch.Tensor, *_stop: object) -> object:
     raise RuntimeError('boom\nTraceback (most recent call last):\n  File "x.py", line 1')
 
 

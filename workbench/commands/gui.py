@@ -27,6 +27,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.app import run_app
+    from workbench.interrupts import deferred_interrupts
+
+    with deferred_interrupts():  # a Ctrl+C while Qt's bindings load would abort the process
+        from workbench.app import run_app
 
     return run_app(args.file, startup_check=args.startup_check)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from workbench.controllers.jobs import JobRunner, running_threads
-from workbench.engine.checkpoints import open_checkpoint, save_state_dict
+from workbench.engine.checkpoints import AnalysisCancelled, open_checkpoint, save_state_dict
 from workbench.engine.checkpoints.report import format_bytes
 from workbench.engine.errors import WorkbenchError
 
@@ -27,6 +28,7 @@ class Task:
     description: str  # what the user reads while it runs: "Opening model.pth (1.2 GiB)..."
     work: Callable[[], object]
     token: object = None  # handed back with the result, so a caller can drop stale answers
+    stop: threading.Event | None = None  # a cancellable task's work watches it (newer wins)
 
 
 class UnexpectedTaskError(WorkbenchError):
@@ -39,19 +41,22 @@ class CheckpointLoader(QObject):
     Signals carry the task name and its token: `finished(name, token, result)` and
     `failed(name, token, error)`; `progress(name, text)` when a task starts; `busy_changed` when
     the loader goes from idle to busy and back. Asking for a task whose name is still running
-    queues it; a newer request of the same name replaces an older queued one.
+    queues it; a newer request of the same name replaces an older queued one, and stops the
+    running one when it is cancellable (has a `stop` event). A stopped task ends with
+    `cancelled(name, token)`, never `failed`.
     """
 
     progress = Signal(str, str)
     finished = Signal(str, object, object)
     failed = Signal(str, object, object)
+    cancelled = Signal(str, object)
     busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._running: dict[str, Task] = {}
         self._queued: dict[str, Task] = {}
-        self.jobs = JobRunner(self, name="CheckpointTask", cancel=self._queued.clear)
+        self.jobs = JobRunner(self, name="CheckpointTask", cancel=self._drop_and_stop)
         self.jobs.succeeded.connect(self._on_succeeded)
         self.jobs.failed.connect(self._on_failed)
         self.jobs.ended.connect(self._on_ended)
@@ -102,8 +107,27 @@ class CheckpointLoader(QObject):
     def submit(self, task: Task) -> None:
         if task.name in self._running:
             self._queued[task.name] = task
+            self._stop(task.name)
             return
         self._start(task)
+
+    def cancel(self, name: str) -> None:
+        """Stop the task of that name if it is cancellable (has a `stop` event), running or
+        queued; other tasks (a save, an open) run to their end."""
+        queued = self._queued.get(name)
+        if queued is not None and queued.stop is not None:
+            del self._queued[name]
+        self._stop(name)
+
+    def cancel_all(self) -> None:
+        """`cancel` every name: statistics and comparisons stop, saves and opens run on."""
+        for name in {*self._running, *self._queued}:
+            self.cancel(name)
+
+    def _stop(self, name: str) -> None:
+        running = self._running.get(name)
+        if running is not None and running.stop is not None:
+            running.stop.set()
 
     def _start(self, task: Task) -> None:
         self._running[task.name] = task
@@ -120,7 +144,10 @@ class CheckpointLoader(QObject):
 
     def _on_failed(self, name: Hashable, error: object) -> None:
         task = self._running[str(name)]
-        self.failed.emit(task.name, task.token, error)
+        if isinstance(error, AnalysisCancelled):
+            self.cancelled.emit(task.name, task.token)
+        else:
+            self.failed.emit(task.name, task.token, error)
 
     def _on_ended(self, name: Hashable) -> None:
         self._running.pop(str(name), None)
@@ -129,9 +156,14 @@ class CheckpointLoader(QObject):
             self._start(queued)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Drop queued tasks and wait for running ones; True when nothing is left running."""
-        self._queued.clear()
+        """Drop queued tasks, stop cancellable ones and wait for the rest; True when none is
+        left running."""
+        self._drop_and_stop()
         return self.jobs.shutdown(timeout_ms)
+
+    def _drop_and_stop(self) -> None:
+        self._queued.clear()
+        self.cancel_all()
 
 
 def _size_note(path: Path) -> str:

@@ -34,6 +34,7 @@ from workbench.engine.experiment import Experiment
 RUN_DIR_VARIABLE = "WORKBENCH_DDP_RUN_DIR"  # where ranks write rankN.json; set by our launchers
 KILL_GRACE_SECONDS = 5.0
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: a second Ctrl+C ends the launch as a shell expects
 
 # --------------------------------------------------------------------------- command and env
 
@@ -298,7 +299,7 @@ def launch_torchrun(
         streams.join()
         if interrupts.aborted:
             print("interrupted", file=sys.stderr)
-            return EXIT_FAILED
+            return interrupts.code
         outcome = run_outcome(
             read_rank_reports(run_dir), streams.output.first_failure, torchrun_code
         )
@@ -359,6 +360,7 @@ def _write_line(stream: IO[str], line: str) -> None:
 
 class _Interrupts:
     aborted = False
+    code = EXIT_FAILED  # SIGTERM; a second Ctrl+C makes it EXIT_INTERRUPTED
 
 
 @contextlib.contextmanager
@@ -377,6 +379,7 @@ def _forward_interrupts(process: subprocess.Popen[bytes]) -> Iterator[_Interrupt
         if interrupts == 1:
             _send(process, signal.SIGINT)  # torchrun passes it to every rank
         else:
+            state.code = EXIT_INTERRUPTED
             on_terminate(signum, frame)
 
     def on_terminate(signum: int, frame: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import errno
 import io
 import json
@@ -190,3 +191,23 @@ def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
             "to load plain weights, open it in the checkpoint editor instead"
         )
     return state
+
+
+def claim_run_folder(runs_dir: Path, stem: str, when: datetime.datetime | None = None) -> Path:
+    """Create and return runs_dir/<stem>-<YYYYmmdd-HHMMSS>[-N], a folder no other run has.
+
+    The folder is made here (mkdir fails if it exists), so two runs started in the same second,
+    in one window or in two, never share one.
+    """
+    stamp = (when or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    number = 1
+    while True:
+        suffix = "" if number == 1 else f"-{number}"
+        folder = runs_dir / f"{stem}-{stamp}{suffix}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        return folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,6 +128,7 @@ class CheckpointDocument(QObject):
         self.loader.progress.connect(self._on_progress)
         self.loader.finished.connect(self._on_task_finished)
         self.loader.failed.connect(self._on_task_failed)
+        self.loader.cancelled.connect(self._on_task_cancelled)
 
     # state -------------------------------------------------------------------
     @property
@@ -341,13 +343,15 @@ class CheckpointDocument(QObject):
         self.compare_refusal = None
         snapshot = dict(self._state)
         trust_file = path if trust else None
+        stop = threading.Event()
 
         def work() -> CheckpointDiff:
             other = open_checkpoint(path, trust_file=trust_file)
-            return diff_state_dicts(snapshot, other.state_dict)
+            return diff_state_dicts(snapshot, other.state_dict, stop)
 
         self.compare_started.emit(f"Comparing with {path.name}…")
-        self.loader.submit(Task(COMPARE, f"Comparing with {path.name}", work, token=path))
+        task = Task(COMPARE, f"Comparing with {path.name}", work, token=path, stop=stop)
+        self.loader.submit(task)
 
     def save_as(self, path: str | Path) -> None:
         """Write the current weights atomically (.pth or .safetensors) on a worker thread."""
@@ -394,6 +398,10 @@ class CheckpointDocument(QObject):
             self.compared.emit(token.name, result)
             self.status_message.emit(f"Compared with {token.name}")
 
+    def _on_task_cancelled(self, name: str, _token: object) -> None:
+        if name != STATS:
+            self._task_done(name)
+
     def _on_task_failed(self, name: str, token: object, error: object) -> None:
         if name == STATS:
             return
@@ -411,6 +419,10 @@ class CheckpointDocument(QObject):
             self._set_error(message)
 
     # lifetime ----------------------------------------------------------------
+    def cancel_analysis(self) -> None:
+        """Stop statistics and comparisons in flight (a save or an open runs to its end)."""
+        self.loader.cancel_all()
+
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Wait for file work in flight (call before the window closes)."""
+        """Stop analyses and wait for file work in flight (call before the window closes)."""
         return self.loader.shutdown(timeout_ms)

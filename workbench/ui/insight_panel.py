@@ -41,7 +41,7 @@ from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import ModelSpec
 from workbench.engine.insight.autograd_graph import AutogradGraph
 from workbench.engine.insight.decision_boundary import BoundaryGrid
-from workbench.engine.insight.doctor import TrainingDoctor
+from workbench.engine.insight.doctor import TrainingDoctor, stopped_by_loss_guard
 from workbench.engine.insight.evaluation import (
     EvaluationResult,
     SampleSet,
@@ -404,12 +404,10 @@ class InsightPanel(QWidget):
 
     @Slot(object)
     def _run_ended(self, result: RunResult) -> None:
-        if "loss became" not in result.message or self.context is None:
+        if self.context is None or not stopped_by_loss_guard(result.message):
             return
-        # The run ended on a non-finite loss: the doctor explains divergence from such a row.
-        lr = result.history[-1].lr if result.history else result.experiment.train.lr
-        epoch = len(self.doctor.history) + 1
-        self.doctor.add_epoch({"epoch": epoch, "train_loss": math.nan, "lr": lr})
+        # The loss guard ended the run (NaN, inf or an explosion): the doctor quotes its words.
+        self.doctor.on_failed(result.message)
         self.banner.set_diagnoses(self.doctor.diagnoses)
 
     def _show_status(self, message: str) -> None:

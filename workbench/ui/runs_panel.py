@@ -26,14 +26,19 @@ from workbench.controllers.run_session import RunSession
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import Experiment
 from workbench.engine.reports import EpochReport
-from workbench.engine.run_history import RunResult, list_runs, project_key, update_run_label
+from workbench.engine.run_history import (
+    RunResult,
+    epoch_reports,
+    list_runs,
+    project_key,
+    update_run_label,
+)
 from workbench.ui.insight.run_list import RunListModel, RunRecord, run_record
 from workbench.ui.plots import PlotsPanel
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
 COLUMNS = ("name", "dataset", "parameters", "epochs", "val accuracy", "val loss", "wall time")
-_EPOCH_FIELDS = tuple(field.name for field in dataclasses.fields(EpochReport))
 # Opened straight from here, a preset keeps its runs in memory: never write into the install.
 BUNDLED_PRESETS = Path(__file__).resolve().parents[2] / "resources" / "presets"
 
@@ -45,13 +50,11 @@ def runs_side_file(project: str | Path) -> Path:
 
 
 def epoch_history(run: RunRecord) -> list[EpochReport]:
-    """The run's per-epoch reports, as kept in its record (rows with missing fields skipped)."""
-    rows = run.metrics.get("history") or []
-    reports = []
-    for row in rows:
-        if isinstance(row, Mapping) and all(name in row for name in _EPOCH_FIELDS[:-1]):
-            reports.append(EpochReport(**{k: row[k] for k in _EPOCH_FIELDS if k in row}))
-    return reports
+    """The run's per-epoch reports, as kept in its record: rows missing a required field are
+    skipped; fields a row lacks that came later (perplexity...) take their defaults, fields it
+    has that this version does not know are ignored."""
+    rows = [row for row in run.metrics.get("history") or [] if isinstance(row, Mapping)]
+    return list(epoch_reports(rows, len(rows)))
 
 
 def _count(value: Any) -> str:

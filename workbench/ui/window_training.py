@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,14 +77,11 @@ class RunControls(QMainWindow):
         self.step_action.setEnabled(not problems)
 
     def _new_run_folder(self) -> Path:
-        """runs_dir/<project>-<time>: the preset's name for a preset, never a clash."""
+        """runs_dir/<project>-<time>[-N], made now: the preset's name for a preset, never a clash."""
+        from workbench.engine.run_files import claim_run_folder
+
         stem = self.preset_name or self.document.title.removesuffix(".toml")
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder, number = self.runs_dir / f"{stem}-{stamp}", 1
-        while folder.exists():
-            number += 1
-            folder = self.runs_dir / f"{stem}-{stamp}-{number}"
-        return folder
+        return claim_run_folder(self.runs_dir, stem)
 
     def start_training(self, start_paused: bool = False) -> None:
         if self.session.is_running:

@@ -21,6 +21,7 @@ from torch.jit import TracerWarning  # type: ignore[attr-defined]
 from torch.utils._pytree import tree_leaves
 
 from workbench.engine.atomic import atomic_path, atomic_write_bytes
+from workbench.engine.errors import WorkbenchError
 
 FORMATS = ("onnx", "pt2", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
@@ -30,9 +31,9 @@ INPUT_NAME, OUTPUT_NAME, BATCH = "input", "output", "batch"
 Runner = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
-class ExportFailed(Exception):
+class ExportFailed(WorkbenchError):
     """The exporter refused the model, or the file it wrote did not load: the message says
-    which, in one line (a failure of the tool, not of the user's input)."""
+    which, in one line, and what to try (another format); the command line exits 2."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ def write(
     except ExportFailed:
         raise
     except Exception as exc:
-        raise ExportFailed(f"{fmt} export failed: {first_line(exc)}") from exc
+        raise ExportFailed(
+            f"{fmt} export failed: {first_line(exc)}; {_other_formats(fmt)}"
+        ) from exc
 
 
 def load(fmt: str, path: Path) -> tuple[Runner, str]:
@@ -93,7 +96,14 @@ def load(fmt: str, path: Path) -> tuple[Runner, str]:
     try:
         return loader(path)
     except Exception as exc:
-        raise ExportFailed(f"{path}: the {fmt} file does not load back: {first_line(exc)}") from exc
+        raise ExportFailed(
+            f"{path}: the {fmt} file does not load back: {first_line(exc)}; {_other_formats(fmt)}"
+        ) from exc
+
+
+def _other_formats(fmt: str) -> str:
+    others = " or ".join(f"--format {other}" for other in FORMATS if other != fmt)
+    return f"try {others}"
 
 
 # --------------------------------------------------------------------------- ONNX

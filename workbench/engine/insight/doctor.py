@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ DIVERGING_RISE = 1.5  # training loss this many times its best
 # one past a million means the outputs have blown up, whatever the loss did before.
 EXPLODED_LOSS = 1e6
 LOSS_FAILURE = "the loss became"  # how the trainer's loss guard words a failed run
+_GUARD_WORDS = re.compile(r"the (?:validation )?loss became")
+_GUARD_LR = re.compile(r"\(now ([^)]+)\)")
 
 
 @dataclass(frozen=True)
@@ -127,11 +130,19 @@ def _divergence(rows: list[dict[str, Any]]) -> Diagnosis | None:
     return None
 
 
+def stopped_by_loss_guard(failure: str | None) -> bool:
+    """Whether a run's failure message is the trainer's loss guard (NaN, inf, or an explosion,
+    in training or validation)."""
+    return failure is not None and _GUARD_WORDS.search(failure) is not None
+
+
 def _guard_stopped(failure: str | None, rows: list[dict[str, Any]]) -> Diagnosis | None:
-    if failure is None or LOSS_FAILURE not in failure:
+    found = _GUARD_WORDS.search(failure) if failure is not None else None
+    if failure is None or found is None:
         return None
-    seen = failure[failure.index(LOSS_FAILURE) :].split(";")[0]
-    now = f" (now {_lr_text(rows)})" if rows else ""
+    seen = failure[found.start() :].split(";")[0]
+    lr = _GUARD_LR.search(failure)
+    now = f" (now {_lr_text(rows)})" if rows else f" (now {lr.group(1)})" if lr else ""
     return Diagnosis(
         "divergence",
         PROBLEM,

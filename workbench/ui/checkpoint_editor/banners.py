@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.engine.checkpoints import COMPILE_PREFIX, MODEL_PREFIX, MODULE_PREFIX
+from workbench.engine.safe_text import safe_text
+from workbench.ui.checkpoint_editor.shown_text import shown
 
 WRAPPER_ORIGINS = {
     MODULE_PREFIX: "DDP (DistributedDataParallel)",
@@ -79,7 +81,7 @@ class Banner(QFrame):
 
     def show_message(self, text: str, rich: bool = False) -> None:
         self.label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
-        self.label.setText(text)
+        self.label.setText(text if rich else safe_text(text, multiline=True))
         self.show()
 
     @property
@@ -102,9 +104,9 @@ def wrapper_banner_text(prefixes: list[str]) -> str:
 
 def refusal_text(path: Path, unsafe_globals: tuple[str, ...]) -> str:
     """The refusal in window words (the engine's message speaks of command-line flags)."""
-    listed = "".join(f"<li><code>{escape(name)}</code></li>" for name in unsafe_globals)
+    listed = "".join(f"<li><code>{escape(shown(name))}</code></li>" for name in unsafe_globals)
     return (
-        f"<b>Refused to open {escape(path.name)}.</b> Loading it would import and run these "
+        f"<b>Refused to open {escape(shown(path.name))}.</b> Loading it would import and run these "
         f"Python objects, which a weights-only load does not allow:<ul>{listed}</ul>"
         "A pickled checkpoint can run any code it names while it is read; plain weights never "
         "need these. If you made this file or trust whoever did, <i>Load anyway…</i> reads it "

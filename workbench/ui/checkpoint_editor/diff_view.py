@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from workbench.engine.checkpoints import CheckpointDiff
 from workbench.engine.checkpoints.report import format_number, format_shape
+from workbench.ui.checkpoint_editor.shown_text import shown
 from workbench.ui.widgets import named
 
 COLUMNS = ("Key", "Difference", "This file", "Other file", "Max |Δ|", "‖Δ‖ / ‖this‖")
@@ -123,7 +124,7 @@ class DiffView(QWidget):
         self.table.setRowCount(len(rows))
         for row, cells in enumerate(rows):
             for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(shown(text))
                 if column >= 4:
                     item.setTextAlignment(
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -44,6 +44,7 @@ from workbench.ui.checkpoint_editor.file_info_view import FileInfoView
 from workbench.ui.checkpoint_editor.header import EditorHeader, summary_html
 from workbench.ui.checkpoint_editor.key_tree import KeyTree
 from workbench.ui.checkpoint_editor.reconcile_view import ReconcileView
+from workbench.ui.checkpoint_editor.shown_text import shown, tooltip
 from workbench.ui.checkpoint_editor.tensor_panel import TensorPanel
 from workbench.ui.checkpoint_editor.tree_model import TreeItem
 
@@ -280,8 +281,14 @@ class CheckpointEditor(QWidget):
         return self.document.strip_wrappers()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Wait for file work in flight (call before the window closes)."""
+        """Stop analyses and wait for file work in flight (call before the window closes)."""
         return self.document.shutdown(timeout_ms)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the editor stops its statistics and comparisons; no result follows."""
+        self.tensor_panel.cancel_statistics()
+        self.document.cancel_analysis()
+        super().closeEvent(event)
 
     # file dialogs ------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -433,10 +440,12 @@ class CheckpointEditor(QWidget):
             self.refresh_model_availability()
 
     def _on_undo_text_changed(self, text: str) -> None:
-        self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)" if text else "Nothing to undo")
+        self.undo_action.setToolTip(tooltip(f"Undo {text} (Ctrl+Z)") if text else "Nothing to undo")
 
     def _on_redo_text_changed(self, text: str) -> None:
-        self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)" if text else "Nothing to redo")
+        self.redo_action.setToolTip(
+            tooltip(f"Redo {text} (Ctrl+Shift+Z)") if text else "Nothing to redo"
+        )
 
     def _on_index_changed(self, _index: int) -> None:
         self._refresh_actions()
@@ -466,7 +475,7 @@ class CheckpointEditor(QWidget):
         found = detect_wrapper_prefixes(self.state_dict) if self.state_dict else []
         if found:
             self.wrapper_banner.show_message(wrapper_banner_text(found))
-            self.fix_button.setText(f"Fix: strip '{''.join(found)}'")
+            self.fix_button.setText(f"Fix: strip '{shown(''.join(found))}'")
         else:
             self.wrapper_banner.hide()
 

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from workbench.engine.checkpoints import Checkpoint
 from workbench.engine.checkpoints.report import format_bytes
+from workbench.ui.checkpoint_editor.shown_text import shown, tooltip
 
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_states", "optim", "opt")
 HYPER_PARAMETER_KEYS = ("hyper_parameters", "hparams", "args", "config", "hyperparameters")
@@ -65,9 +66,9 @@ def add_metadata_items(parent: QTreeWidgetItem | QTreeWidget, value: Any) -> Non
     )
     for key, item in entries:
         nested = isinstance(item, Mapping | list) and bool(item)
-        text = "" if nested else str(item)
-        row = QTreeWidgetItem([str(key), text])
-        row.setToolTip(1, text)
+        text = "" if nested else shown(item)
+        row = QTreeWidgetItem([shown(key), text])
+        row.setToolTip(1, tooltip(item) if text else "")
         if isinstance(parent, QTreeWidget):
             parent.addTopLevelItem(row)
         else:

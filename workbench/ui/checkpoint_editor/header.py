@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QW
 from workbench.engine.checkpoints import Checkpoint
 from workbench.engine.checkpoints.report import format_bytes
 from workbench.ui.checkpoint_editor.file_info_view import highlights
+from workbench.ui.checkpoint_editor.shown_text import shown
+from workbench.ui.checkpoint_editor.shown_text import tooltip as as_tooltip
 from workbench.ui.widgets import named
 
 
@@ -30,7 +32,7 @@ def summary_html(
             if label != "Hyper-parameters"  # too long for one line; the File tab has them
         ),
     ]
-    return f"<b>{escape(path.name)}</b> — " + escape(" · ".join(parts))
+    return f"<b>{escape(shown(path.name))}</b> — " + escape(shown(" · ".join(parts)))
 
 
 class EditorHeader(QWidget):
@@ -73,7 +75,7 @@ class EditorHeader(QWidget):
 
     def show_summary(self, html: str, tooltip: str) -> None:
         self.summary.setText(html)
-        self.summary.setToolTip(tooltip)
+        self.summary.setToolTip(as_tooltip(tooltip) if tooltip else "")
 
     def set_dirty(self, dirty: bool) -> None:
         self.dirty_indicator.setVisible(dirty)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from html import escape
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from workbench.controllers.checkpoint_loader import STATS, CheckpointLoader, Task
 from workbench.engine.checkpoints import (
+    AnalysisCancelled,
     Histogram,
     TensorInfo,
     TensorStats,
@@ -33,6 +35,7 @@ from workbench.engine.checkpoints.report import format_bytes, format_number, for
 from workbench.engine.checkpoints.tensor_data import unreadable_reason
 from workbench.engine.errors import WorkbenchError
 from workbench.ui.checkpoint_document import first_line
+from workbench.ui.checkpoint_editor.shown_text import shown
 from workbench.ui.checkpoint_editor.tree_model import TreeItem
 from workbench.ui.qt import pg
 
@@ -51,8 +54,10 @@ class TensorAnalysis:
     histogram: Histogram
 
 
-def analyse(tensor: torch.Tensor) -> TensorAnalysis:
-    return TensorAnalysis(tensor_stats(tensor), tensor_histogram(tensor, HISTOGRAM_BINS))
+def analyse(tensor: torch.Tensor, stop: threading.Event | None = None) -> TensorAnalysis:
+    """Statistics and histogram; AnalysisCancelled as soon as `stop` is set."""
+    stats = tensor_stats(tensor, stop=stop)
+    return TensorAnalysis(stats, tensor_histogram(tensor, HISTOGRAM_BINS, stop=stop, stats=stats))
 
 
 def values_text(tensor: torch.Tensor) -> str:
@@ -87,10 +92,15 @@ def no_statistics_text(tensor: torch.Tensor, error: BaseException) -> str:
     return f"No statistics: torch cannot summarise this {dtype} tensor ({detail})."
 
 
-def analyse_or_explain(tensor: torch.Tensor) -> TensorAnalysis | str:
-    """The analysis, or the one line that says why there is none (never an exception)."""
+def analyse_or_explain(
+    tensor: torch.Tensor, stop: threading.Event | None = None
+) -> TensorAnalysis | str:
+    """The analysis, or the one line that says why there is none (never an exception but
+    AnalysisCancelled, once `stop` is set)."""
     try:
-        return analyse(tensor)
+        return analyse(tensor, stop)
+    except AnalysisCancelled:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever the engine raises becomes one line
         return no_statistics_text(tensor, exc)
 
@@ -176,6 +186,7 @@ class TensorPanel(QWidget):
 
     # what to show ------------------------------------------------------------
     def show_nothing(self, text: str = "Select a tensor to see its statistics.") -> None:
+        self.cancel_statistics()
         self.current_key = None
         self.analysis = None
         self._pending_token = None
@@ -191,7 +202,7 @@ class TensorPanel(QWidget):
         self.show_nothing()
         node = item.node
         tensors = list(node.all_tensors()) if node else []
-        self.title.setText(f"<b>{escape(item.path)}</b>")
+        self.title.setText(f"<b>{escape(shown(item.path))}</b>")
         self._fill_form(
             self.info_form,
             [
@@ -209,7 +220,7 @@ class TensorPanel(QWidget):
         """Describe the tensor at once; statistics now (small) or on a worker thread (big)."""
         self.show_nothing()
         self.current_key = info.key
-        self.title.setText(f"<b>{escape(info.key)}</b>")
+        self.title.setText(f"<b>{escape(shown(info.key))}</b>")
         rows = [
             ("Shape", format_shape(info.shape)),
             ("Dtype", info.dtype),
@@ -236,14 +247,22 @@ class TensorPanel(QWidget):
         else:
             self._pending_token = (info.key, id(tensor))
             self._show_stats_note(f"Computing statistics of {info.numel:,} values…")
+            stop = threading.Event()
             self.loader.submit(
                 Task(
                     STATS,
                     f"Computing statistics of {info.key}",
-                    lambda: analyse_or_explain(tensor),
+                    lambda: analyse_or_explain(tensor, stop),
                     self._pending_token,
+                    stop,
                 )
             )
+
+    def cancel_statistics(self) -> None:
+        """Stop the statistics in flight, if any: their result will never be shown."""
+        if self._pending_token is not None:
+            self._pending_token = None
+            self.loader.cancel(STATS)
 
     def _show_values(self, tensor: torch.Tensor) -> None:
         try:

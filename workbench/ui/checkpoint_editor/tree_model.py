@@ -17,6 +17,7 @@ from PySide6.QtGui import QFont, QGuiApplication, QPalette
 
 from workbench.engine.checkpoints import ModuleNode, TensorInfo, build_module_tree
 from workbench.engine.checkpoints.report import format_bytes, format_shape
+from workbench.ui.checkpoint_editor.shown_text import shown, tooltip
 
 NAME, LAYER_TYPE, SHAPE, DTYPE, PARAMETERS, SIZE = range(6)
 HEADERS = ("Name", "Type (guess)", "Shape", "Dtype", "Parameters", "Size")
@@ -259,7 +260,7 @@ class CheckpointTreeModel(QAbstractItemModel):
     def _text(self, item: TreeItem, column: int) -> str:
         info = item.info
         if column == NAME:
-            return item.name
+            return shown(item.name)
         if column == LAYER_TYPE:
             if info is not None:
                 return "buffer" if info.is_buffer else ""
@@ -287,10 +288,10 @@ class CheckpointTreeModel(QAbstractItemModel):
         info = item.info
         if info is None:
             count = sum(1 for _ in item.node.all_tensors()) if item.node else 0
-            return f"{item.path}\n{count} tensor(s), {item.parameters:,} parameters"
+            return tooltip(f"{item.path}\n{count} tensor(s), {item.parameters:,} parameters")
         saved = f"\nsaved on {info.saved_device}" if info.saved_device != "cpu" else ""
         kind = "buffer (not a parameter)" if info.is_buffer else "parameter"
-        return f"{info.key}\n{kind}, {info.numel:,} elements{saved}"
+        return tooltip(f"{info.key}\n{kind}, {info.numel:,} elements{saved}")
 
 
 class CheckpointFilterModel(QSortFilterProxyModel):
