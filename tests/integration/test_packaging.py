@@ -33,6 +33,7 @@ MIME = PACKAGING / f"{APP_ID}.mime.xml"
 MIME_NS = {"m": "http://www.freedesktop.org/standards/shared-mime-info"}
 ACTION_ICONS = (
     "train", "pause", "stop", "step", "add", "remove", "open", "checkpoint", "save", "quantize",
+    "profile",
 )  # fmt: skip
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="freedesktop files are for Linux")
 

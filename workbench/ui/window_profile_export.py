@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QTabWidget, QToolBar
 
+from workbench.engine.resources import icon_path
 from workbench.ui.project_document import ProjectDocument
 
 if TYPE_CHECKING:  # these load PyTorch: the window imports them once the frame is shown
@@ -52,6 +53,8 @@ class ProfileExportActions(QMainWindow):
         self.profile_action.setStatusTip(tip)
         self.profile_action.setToolTip(tip + " (Ctrl+Shift+P)")
         self.profile_action.triggered.connect(self.profile_current_model)
+        if icon_path("profile").is_file():
+            self.profile_action.setIcon(QIcon(str(icon_path("profile"))))
         self.export_model_action = QAction("Export &Model…", self)
         self.export_model_action.setStatusTip(
             "Write the current model as ONNX, .pt2 or TorchScript"
