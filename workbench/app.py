@@ -67,8 +67,8 @@ def _stop_background_work() -> None:
     from workbench.controllers import jobs
     from workbench.interrupts import deferred_interrupts
 
-    with deferred_interrupts():
-        jobs.shutdown_all()
+    with deferred_interrupts():  # PyTorch's import cannot be cut short: on a busy machine it
+        jobs.shutdown_all(timeout_ms=120_000)  # takes far longer than a job's usual 30 s
 
 
 def _report_failure(app: QApplication, message: str) -> None:

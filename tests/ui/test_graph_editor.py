@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLineEdit, QWidget
+from PySide6.QtWidgets import QComboBox, QLineEdit, QSpinBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from workbench.engine.experiment import Experiment, LayerSpec, ModelSpec
@@ -288,13 +288,18 @@ def test_text_parameters_have_their_own_field(qtbot: QtBot) -> None:
     arch = panel.editor.field("arch")
     assert isinstance(arch, QLineEdit)
     assert arch.placeholderText() == "default: resnet18"
-    freeze = panel.editor.field("freeze")
-    assert isinstance(freeze, QLineEdit)
-    type_into(qtbot, freeze, "last:1")
+    # `freeze` (true, false or "last:N") has the backbone's own control: a choice and stages.
+    freeze = panel.editor.findChild(QComboBox, "freezeChoiceCombo")
+    stages = panel.editor.findChild(QSpinBox, "freezeStagesSpin")
+    freeze.setCurrentIndex(freeze.findData("last"))
+    freeze.activated.emit(freeze.currentIndex())
+    stages.setValue(1)
     assert panel.document.experiment.model.layers[0].params["freeze"] == "last:1"
-    type_into(qtbot, freeze, "false")
+    freeze.setCurrentIndex(freeze.findData("none"))
+    freeze.activated.emit(freeze.currentIndex())
     assert panel.document.experiment.model.layers[0].params["freeze"] is False
-    type_into(qtbot, arch, "resnet34")
+    arch.setText("resnet34")  # set, not typed: typing opens the arch completer's popup
+    arch.editingFinished.emit()
     assert panel.document.experiment.model.layers[0].params["arch"] == "resnet34"
 
 

@@ -92,6 +92,8 @@ def test_start_from_pretrained_preview_train_and_grad_cam(
     assert panel.cells[0].toolTip() in CLASSES
 
     window.document.update_train(device="cpu")
+    # Train is allowed once the Data panel has described the new folder to the layer stack.
+    qtbot.waitUntil(lambda: window.model_validity()[0], timeout=60_000)
     with qtbot.waitSignal(window.session.run_ended, timeout=120_000):
         window.start_training()
     assert window.last_result is not None and window.last_result.succeeded
