@@ -346,3 +346,19 @@ def test_tiny_gpt_opens_with_its_parameter_count(
     window.tabs.setCurrentWidget(window.model_view)
     assert "Total number of trainable model parameters: 112061" in window.model_view.summary()
     qtbot.waitUntil(lambda: not window.data_panel.is_loading)
+
+
+def test_a_hidden_diagram_is_redrawn_when_shown_not_at_every_plan(qtbot: QtBot) -> None:
+    """A run locks the stack (a re-plan): a hidden Graph tab must not redraw mid-run."""
+    panel = shown_panel(qtbot, residual_mlp(), [4])
+    panel.diagram.hide()
+    drawn: list[int] = []
+    original = panel.diagram.rebuild
+    panel.diagram.rebuild = lambda: (drawn.append(1), original())[1]  # type: ignore[method-assign]
+    panel.model.rename_layer(0, "first")
+    assert drawn == []  # hidden: nothing drawn yet
+    panel.diagram.show()
+    qtbot.waitExposed(panel.diagram)
+    assert drawn == [1] and "first" in panel.diagram.nodes
+    panel.model.rename_layer(0, "again")  # shown: drawn at once
+    assert drawn == [1, 1] and "again" in panel.diagram.nodes

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPolygonF,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
@@ -273,7 +282,8 @@ class GraphDiagram(QWidget):
         self.expanded: set[str] = set()  # names of the block uses shown open
         self.nodes: dict[str, NodeItem] = {}
         self._selected: int | None = None
-        model.plan_changed.connect(lambda _plan: self.rebuild())
+        self._stale = False  # a plan arrived while hidden: drawn when next shown or asked
+        model.plan_changed.connect(lambda _plan: self._plan_changed())
         model.edit_refused.connect(self._say)
         self.scene.selectionChanged.connect(self._selection_changed)
         self.scene.connect_requested.connect(self._connect)
@@ -284,10 +294,28 @@ class GraphDiagram(QWidget):
     # facts ---------------------------------------------------------------------------
     def node(self, name: str) -> NodeItem:
         """The box of the layer (or `input`, or `layer1.0.conv1` inside an open block)."""
+        self.draw_if_stale()
         return self.nodes[name]
 
     def node_for_row(self, row: int) -> NodeItem | None:
+        self.draw_if_stale()
         return next((node for node in self.nodes.values() if node.row == row), None)
+
+    def draw_if_stale(self) -> None:
+        if self._stale:
+            self.rebuild()
+
+    def _plan_changed(self) -> None:
+        """Draw now if on screen; else when next shown. A hidden diagram redrawn at every
+        re-plan (a run starting makes the stack read-only) would stall the window mid-run."""
+        if self.isVisible():
+            self.rebuild()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self.draw_if_stale()
+        super().showEvent(event)
 
     # intents -------------------------------------------------------------------------
     def select_row(self, row: int | None) -> None:
@@ -308,6 +336,7 @@ class GraphDiagram(QWidget):
         self.rebuild()
 
     def rebuild(self) -> None:
+        self._stale = False
         blocker = QSignalBlocker(self.scene)
         self.scene.clear()
         self.nodes = {}
