@@ -111,6 +111,35 @@ class OwnModel:
         return f"models/{self.file}:{self.attribute}"
 
 
+# The seed's MNIST `Net` as docs/own-models.md shows it (conv 32/64, fc 9216-128-10).
+MNIST_NET = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return F.log_softmax(self.fc2(x), dim=1)
+"""
+
+
 MODELS = {
     "cnn": OwnModel("net.py", CNN, "Net", loss="nll", parameters=3_658),
     "factory": OwnModel(

@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional
 
 from tests.benchmarks.test_bench_data_fast_path import _write_mnist_shaped
+from tests.own_models import MNIST_NET
 from workbench.engine.datasets import make_loaders
 from workbench.engine.experiment import load_experiment
 from workbench.engine.reports import BaseObserver, BatchReport
@@ -42,33 +43,9 @@ BATCH = 64
 BATCHES = 20
 ROUNDS = 31
 
-NET = """
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super(Net, self).__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        x = self.dropout1(F.max_pool2d(x, 2))
-        x = self.dropout2(F.relu(self.fc1(torch.flatten(x, 1))))
-        return F.log_softmax(self.fc2(x), dim=1)
-"""
-
 
 def write_experiment(folder: Path) -> Path:
-    (folder / "net.py").write_text(NET.lstrip(), encoding="utf-8")
+    (folder / "net.py").write_text(MNIST_NET.lstrip(), encoding="utf-8")
     path = folder / "own.toml"
     path.write_text(
         f'[model]\nmodule = "net.py:Net"\n\n[data]\nname = "mnist"\nroot = "{folder}"\n'

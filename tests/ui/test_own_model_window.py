@@ -14,7 +14,7 @@ from PySide6.QtGui import QDesktopServices, QDropEvent
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-from tests.own_models import CNN, MODELS, reference_model, write_project
+from tests.own_models import CNN, MNIST_NET, MODELS, reference_model, write_project
 from tests.ui.conftest import close_window, open_window
 from workbench.engine.module_trust import TRUST_KEY, file_digest
 from workbench.engine.quantization import MeasureSettings
@@ -227,34 +227,6 @@ def test_the_trust_prompt_shows_the_path_and_agrees_only_on_trust_and_run(
         QTimer.singleShot(0, getattr(prompt, button).click)
         prompt.exec()
         assert prompt.agreed() is agreed
-
-
-MNIST_NET = """
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super(Net, self).__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        x = F.max_pool2d(x, 2)
-        x = self.dropout1(x)
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = self.dropout2(x)
-        return F.log_softmax(self.fc2(x), dim=1)
-"""
 
 
 def test_the_mnist_net_of_the_docs_shows_its_tree_and_on_8x8_digits_the_line_that_fails(
