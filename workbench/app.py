@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtGui import QIcon
@@ -13,6 +14,9 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from workbench import __version__
 from workbench.engine.resources import resources_dir
+
+if TYPE_CHECKING:
+    from workbench.ui.main_window import MainWindow
 
 IMPORT_TIME = time.time()
 DEFAULT_PRESET = "digits-mlp"
@@ -33,19 +37,30 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(file: str | None = None, startup_check: bool = False) -> int:
+def run_app(
+    file: str | None = None, startup_check: bool = False, interrupted: list[int] | None = None
+) -> int:
     """Open the window (on a project, a checkpoint, or the default preset) and run the event loop.
 
     The frame shows first; PyTorch loads on a worker thread and the panels follow (MainWindow).
     However the loop ends (closed, or a Ctrl+C at any moment), background work is stopped and
     joined while the window still exists: a worker thread left running would abort the process.
+    INTERRUPTED: where a caller holding Ctrl+C back notes one (the loop then ends at once).
     """
     from workbench.ui.error_dialog import install_exception_hook
     from workbench.ui.main_window import MainWindow
+    from workbench.ui.terminal_interrupt import TerminalInterrupt
 
     app = make_application()
     install_exception_hook()
-    window = MainWindow(deferred=True)
+    terminal = TerminalInterrupt(app, interrupted)
+    with terminal.installed():
+        return _run_window(app, file, startup_check, MainWindow(deferred=True))
+
+
+def _run_window(
+    app: QApplication, file: str | None, startup_check: bool, window: MainWindow
+) -> int:
     try:
         window.show()
         shown_after = time.time() - process_start_time()
@@ -77,11 +92,14 @@ def _report_failure(app: QApplication, message: str) -> None:
 
 
 def _report_startup(window: QWidget, shown_after: float) -> None:
-    """Print the seconds from process start to the window shown and to it ready, then quit."""
+    """Print the seconds from process start to the window shown and to it ready (and whether
+    Train is enabled then), then quit."""
     ready_after = time.time() - process_start_time()
+    train = getattr(window, "train_action", None)
+    trainable = "Train enabled" if train is not None and train.isEnabled() else "Train disabled"
     print(
         f"window shown after {shown_after:.2f} s, ready after {ready_after:.2f} s: "
-        f"{window.windowTitle()}",
+        f"{window.windowTitle()}; {trainable}",
         flush=True,
     )
     window.close()

@@ -14,7 +14,6 @@ import os
 import pkgutil
 import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import workbench.commands
 from workbench import __version__
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.safe_text import safe_text
+from workbench.interrupts import may_handle_interrupts
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl+C
@@ -93,8 +93,7 @@ def _remembering_interrupts() -> Iterator[list[bool]]:
     """Ctrl+C raises KeyboardInterrupt as usual, and is remembered: one that cuts an import
     short can surface later as another error (numpy's "cannot load module more than once")."""
     seen: list[bool] = []
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if not in_main_thread or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    if not may_handle_interrupts():
         yield seen  # started with Ctrl+C ignored (e.g. in the background): leave it so
         return
 

@@ -166,8 +166,10 @@ def long_run(window: MainWindow) -> None:
 
 def test_stop_mid_run_ends_within_one_batch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     long_run(window)
+    assert not window.is_built("insight_panel")  # a tab page not shown yet
     with qtbot.waitSignal(window.session.batches_reported, timeout=30_000):
         window.start_training()
+    assert not window.tabs.has_pending()  # every page was built to follow the run from its start
     session = window.session
     with qtbot.waitSignal(session.run_ended, timeout=10_000):
         qtbot.mouseClick(window.findChild(QWidget, "stopButton"), Qt.MouseButton.LeftButton)

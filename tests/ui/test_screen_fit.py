@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QApplication, QScrollArea
+from PySide6.QtWidgets import QApplication, QLabel, QScrollArea
 
 from workbench.ui.main_window import PRESETS_DIR, MainWindow
-from workbench.ui.screen_fit import scale_for_lines
+from workbench.ui.screen_fit import ScrollingTabs, scale_for_lines
 from workbench.ui.theme import PROJECTOR_SCALE
 
 SCREENS = [(1280, 720), (1366, 768)]
@@ -24,6 +24,7 @@ def test_minimum_size_fits_small_screens_with_every_preset(
     if presentation:  # the full projector scale, the largest any screen gets
         window.set_presentation_mode(True)
         window._theme().set_presentation_mode(True, PROJECTOR_SCALE)
+    window.tabs.build_pending()  # every tab page, as a window has them once idle after start
     too_big = []
     for preset in PRESET_FILES:
         window.open_project(preset)
@@ -90,3 +91,31 @@ def test_presentation_plots_scale_with_the_screen_too(window: MainWindow) -> Non
     assert NORMAL_STYLE.font_pt < style.font_pt < PRESENTATION_STYLE.font_pt
     window.set_presentation_mode(False)
     assert window.plots.plot_style == NORMAL_STYLE
+
+
+def test_a_lazy_tab_is_built_once_when_first_needed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    tabs = ScrollingTabs()
+    qtbot.addWidget(tabs)
+    built: list[str] = []
+
+    def page(name: str) -> QLabel:
+        built.append(name)
+        return QLabel(name)
+
+    first = QLabel("first")
+    tabs.addTab(first, "First")
+    for name in ("second", "third", "fourth"):
+        tabs.add_lazy_tab(name, name.title(), lambda name=name: page(name))
+    tabs.show()
+    assert built == [] and tabs.has_pending()
+    assert tabs.indexOf(first) == 0 and built == []  # looking a page up builds nothing
+    tabs.setCurrentIndex(2)  # shown: built
+    assert built == ["third"]
+    assert isinstance(tabs.currentWidget(), QLabel) and tabs.currentWidget().text() == "third"
+    assert tabs.widget(1).text() == "second"  # asked for: built
+    tabs.build_pending(limit=1)
+    assert built == ["third", "second", "fourth"] and not tabs.has_pending()
+    tabs.setCurrentIndex(3)
+    tabs.build_pending()
+    assert built == ["third", "second", "fourth"]  # once each
+    assert tabs.widget(3).isVisible()

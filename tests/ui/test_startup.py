@@ -106,12 +106,29 @@ def test_startup_check_reports_shown_and_ready_times(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     match = re.search(
-        r"^window shown after ([\d.]+) s, ready after ([\d.]+) s: digits-mlp \(preset\)",
+        r"^window shown after ([\d.]+) s, ready after ([\d.]+) s: digits-mlp \(preset\).*; Train enabled$",
         result.stdout,
         re.MULTILINE,
     )
     assert match, result.stdout
     assert float(match[1]) <= float(match[2])
+
+
+def test_a_new_window_builds_its_hidden_tab_pages_when_idle(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The pages of tabs not shown (Insight, Checkpoint, ...) are left out of the path to a usable
+    window and built right after it, one per turn of the event loop."""
+    window = _deferred_window(qtbot, tmp_path)
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        window.load_in_background(then=lambda: window.open_startup(None))
+    qtbot.waitUntil(lambda: not window.tabs.has_pending(), timeout=30_000)
+    for page in ("insight_panel", "checkpoint_editor", "quantization_panel", "profile_panel",
+                 "experiments_tab", "generate_panel"):  # fmt: skip
+        assert window.is_built(page), page
+    assert window.tabs.indexOf(window.generate_panel) == window.tabs.count() - 1
+    window.insight_panel.shutdown()
+    window.experiments_tab.shutdown()
+    window.generate_panel.shutdown()
+    _close_built(window)
 
 
 def test_deferred_window_restores_the_saved_dock_layout(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

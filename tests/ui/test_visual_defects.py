@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from PySide6.QtWidgets import QApplication
 
@@ -12,6 +14,7 @@ pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
 
 
 def test_dark_theme_darkens_every_plot_and_light_brings_them_back(window: MainWindow) -> None:
+    window.tabs.build_pending()  # every tab page, also those a new window builds when idle
     plots = window.findChildren(pg.PlotWidget)
     assert window.plots.loss_plot in plots and window.insight_panel.boundary.plot in plots
     window.set_dark_theme(True)
@@ -23,6 +26,17 @@ def test_dark_theme_darkens_every_plot_and_light_brings_them_back(window: MainWi
     for plot in plots:
         assert plot.backgroundBrush().color().lightness() > 240, plot.objectName()
     assert axis.textPen().color().lightness() < 60
+
+
+def test_a_tab_page_built_after_the_dark_theme_is_dark(window: MainWindow) -> None:
+    assert not window.is_built("insight_panel")  # the Insight tab has not been shown yet
+    window.set_dark_theme(True)
+    window.tabs.setCurrentIndex(window.tabs.indexOf(window.model_view) - 1)  # Insight: built now
+    assert window.is_built("insight_panel")
+    boundary = window.insight_panel.boundary.plot
+    assert boundary.backgroundBrush().color().lightness() < 60
+    assert boundary.getAxis("left").textPen().color().lightness() > 180
+    window.set_dark_theme(False)
 
 
 @pytest.mark.parametrize("presentation", [False, True])
@@ -112,3 +126,18 @@ def test_the_decision_boundary_view_fits_its_field(qtbot) -> None:  # type: igno
     x0, y0, width, height = grid.extent
     assert (left, right) == pytest.approx((x0, x0 + width), abs=1e-6)
     assert (bottom, top) == pytest.approx((y0, y0 + height), abs=1e-6)
+
+
+def test_digit_thumbnails_are_square_and_packed_in_rows(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    panel = window.data_panel
+    window.data_dock.show()
+    window.data_dock.raise_()
+    qtbot.waitUntil(lambda: panel.image_layout.count() == 32, timeout=30_000)
+    panel.resize(panel.width(), 1200)  # a tall dock: the rows must not spread over it
+    QApplication.processEvents()
+    tiles = [panel.image_layout.itemAt(i).widget() for i in range(panel.image_layout.count())]
+    assert {(tile.width(), tile.height()) for tile in tiles} == {(40, 40)}
+    assert {tile.pixmap().size().toTuple() for tile in tiles} == {(40, 40)}  # 8x8 digits, square
+    rows = sorted({tile.y() for tile in tiles})
+    assert len(rows) == 4
+    assert all(b - a <= 48 for a, b in itertools.pairwise(rows)), rows

@@ -29,7 +29,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     from workbench.interrupts import deferred_interrupts
 
-    with deferred_interrupts():  # a Ctrl+C while Qt's bindings load would abort the process
+    # Ctrl+C is held back from the start: one while Qt's bindings load aborts the process, and
+    # one raised mid-import can leave the import lock held (the loader thread then hangs).
+    # During the event loop the window takes it (TerminalInterrupt); at the end it is raised.
+    with deferred_interrupts() as interrupted:
         from workbench.app import run_app
 
-    return run_app(args.file, startup_check=args.startup_check)
+        return run_app(args.file, startup_check=args.startup_check, interrupted=interrupted)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import RandomForestRegressor
 
 from workbench.engine.sweep import TrialResult
 
@@ -54,6 +53,10 @@ def parameter_importance(
     correlations = [_correlation(column, y) for column in columns]
     forest: list[float | None] = [None] * len(keys)
     if len(scored) >= MIN_TRIALS and keys and np.ptp(y) > 0:
+        from sklearn.ensemble import (
+            RandomForestRegressor,  # scikit-learn loads in ~1.5 s: not at start-up
+        )
+
         x = np.column_stack([encode(column) for column in columns])
         model = RandomForestRegressor(n_estimators=100, random_state=seed)
         model.fit(x, y)

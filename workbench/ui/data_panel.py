@@ -40,6 +40,7 @@ from workbench.ui.qt import pg
 from workbench.ui.widgets import named
 
 IMAGE_GRID_COLUMNS = 8
+THUMBNAIL = 40  # pixels a preview picture takes on each side
 PREVIEW_DELAY_MS = 250
 
 
@@ -214,7 +215,9 @@ class DataPanel(QWidget):
         self.image_grid = QWidget()
         self.image_grid.setObjectName("dataImageGrid")
         self.image_layout = QGridLayout(self.image_grid)
-        self.image_layout.setSpacing(2)
+        self.image_layout.setSpacing(4)
+        # Packed at the top left: rows spread over the preview's height looked stretched.
+        self.image_layout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.table = QTableWidget()
         self.table.setObjectName("dataTable")
         for widget in (self.scatter, self.image_grid, self.table):
@@ -369,7 +372,10 @@ class DataPanel(QWidget):
         so a freshly opened project is never checked against the previous dataset's shape."""
         entry = CATALOGUE[data.name]
         if entry.describe is None and entry.source != "bundled":
-            return  # the user's own files may be large: wait for the off-thread preview
+            # The user's own files may be large: the off-thread preview describes them. Until
+            # then the stack must not plan for the previous dataset's shape and vocabulary.
+            self.data_info_changed.emit(None)
+            return
         try:
             info = describe_dataset(data)
         except WorkbenchError:
@@ -426,7 +432,8 @@ class DataPanel(QWidget):
             zip(preview.samples[:32], preview.labels[:32], strict=True)
         ):
             tile = QLabel()
-            tile.setPixmap(image_pixmap(image, 40))
+            tile.setPixmap(image_pixmap(image, THUMBNAIL))
+            tile.setFixedSize(THUMBNAIL, THUMBNAIL)  # square, whatever room the grid has
             tile.setToolTip(preview.info.class_names[int(label)])
             tile.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.image_layout.addWidget(

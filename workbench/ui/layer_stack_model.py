@@ -179,11 +179,12 @@ class LayerStackModel(QAbstractTableModel):
             self._replan()
 
     def set_data_info(self, info: DatasetInfo | None) -> None:
-        """Plan for this dataset: its sample shape, its dtype and its vocabulary (token ids)."""
-        if info == self._data:
+        """Plan for this dataset: its sample shape, its dtype and its vocabulary (token ids);
+        None: the data is not described (yet), so plan with the experiment's model.input_shape."""
+        if info == self._data and (info is not None or self._input_shape is None):
             return
         self._data = info
-        self._input_shape = tuple(info.input_shape) if info is not None else self._input_shape
+        self._input_shape = tuple(info.input_shape) if info is not None else None
         self._replan()
 
     @property

@@ -119,6 +119,8 @@ class MainWindow(
         self._loader: BackgroundTask | None = None  # imports PyTorch for a deferred window
         self._given_devices = devices
         self._needs_default_docks = False
+        self._lazy_pages: dict[str, int] = {}  # attribute -> tab index (_lazy_tab)
+        self._closed = False
         fit_to_screen(self, 1400, 900)
         geometry = self.settings.value("geometry")
         if geometry is not None:
@@ -147,6 +149,7 @@ class MainWindow(
         self.finish_building()
         if then is not None:
             then()
+        QTimer.singleShot(0, self._build_hidden_pages)
 
     def finish_building(self) -> None:
         """The second step: everything that needs PyTorch (devices, controllers, panels)."""
@@ -183,6 +186,41 @@ class MainWindow(
         self.is_ready = True
         self.ready.emit()
 
+    def _build_hidden_pages(self) -> None:
+        """Build the tab pages not shown yet, one per turn of the event loop (input is handled
+        in between), once the window is usable; then freeze what they made, as above."""
+        if self._closed:  # the window closed first (a start-up check, a quick quit)
+            return
+        self.tabs.build_pending(limit=1)
+        if self.tabs.has_pending():
+            QTimer.singleShot(0, self._build_hidden_pages)
+        else:
+            gc.freeze()
+
+    def _lazy_tab(self, attribute: str, label: str, build: Callable[[], QWidget]) -> None:
+        """A tab whose page BUILD makes on first need (shown, or `self.ATTRIBUTE` asked for);
+        BUILD sets `self.ATTRIBUTE` and connects the page; it gets the theme chosen so far."""
+
+        def build_in_theme() -> QWidget:
+            page = build()
+            if self.theme is not None and self.theme.dark:
+                self._recolour_plots(True, page)
+            return page
+
+        self._lazy_pages[attribute] = self.tabs.add_lazy_tab(attribute, label, build_in_theme)
+
+    def __getattr__(self, name: str) -> Any:
+        """A lazy tab's page (`_lazy_tab`), built now because it is asked for."""
+        index = self.__dict__.get("_lazy_pages", {}).get(name)
+        if index is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.tabs.widget(index)
+        return self.__dict__[name]
+
+    def is_built(self, attribute: str) -> bool:
+        """Whether a lazy tab's page exists (code that only updates a page can skip it)."""
+        return attribute in self.__dict__
+
     # ------------------------------------------------------------------ construction
 
     def _dock(
@@ -195,15 +233,12 @@ class MainWindow(
         return dock
 
     def _build_panels(self) -> None:
-        from workbench.ui.checkpoint_editor import CheckpointEditor
         from workbench.ui.data_panel import DataPanel
-        from workbench.ui.insight_panel import InsightPanel
         from workbench.ui.layer_stack_panel import LayerStackPanel
         from workbench.ui.log_view import LogView
         from workbench.ui.model_view import ModelView
         from workbench.ui.plots import PlotsPanel
         from workbench.ui.precision_speed import PrecisionSpeedCheck
-        from workbench.ui.quantization_panel import QuantizationPanel
         from workbench.ui.run_panel import RunPanel
         from workbench.ui.runs_panel import RunsPanel
         from workbench.ui.training_panel import TrainingPanel
@@ -222,20 +257,14 @@ class MainWindow(
         self.tabs = ScrollingTabs()  # a page larger than the screen scrolls
         self.tabs.setObjectName("mainTabs")
         self.tabs.addTab(self.plots, "&Training curves")
-        self.insight_panel = InsightPanel(self.document, self.session)
-        self.tabs.addTab(self.insight_panel, "&Insight")
+        self._lazy_tab("insight_panel", "&Insight", self._build_insight_panel)
         self.tabs.addTab(self.model_view, "&Model")
         self.tabs.addTab(self.layer_panel.diagram, "Gr&aph")
-        self.checkpoint_editor = CheckpointEditor(model_provider=self._stack_model)
-        self.tabs.addTab(self.checkpoint_editor, "&Checkpoint")
-        self.quantization_panel = QuantizationPanel(self.current)
-        self.tabs.addTab(self.quantization_panel, "&Quantize")
-        self.build_profile_tab()
+        self._lazy_tab("checkpoint_editor", "&Checkpoint", self._build_checkpoint_editor)
+        self._lazy_tab("quantization_panel", "&Quantize", self._build_quantization_panel)
+        self._lazy_tab("profile_panel", "&Profile", self.build_profile_tab)
         self._build_experiment_lab()
-        from workbench.ui.generate_panel import GeneratePanel
-
-        self.generate_panel = GeneratePanel(self.current, self.session)
-        self.tabs.addTab(self.generate_panel, "&Generate")
+        self._lazy_tab("generate_panel", "&Generate", self._build_generate_panel)
         self.welcome = WelcomeBanner(self.settings)
         self.welcome.setVisible(not welcome_dismissed(self.settings))
         central = QWidget()
@@ -279,6 +308,35 @@ class MainWindow(
         self.memory_timer.timeout.connect(self._update_status)
         self.memory_timer.start()
         self._update_status()
+
+    # The pages of the tabs not shown at start (see _lazy_tab): each connects itself.
+
+    def _build_insight_panel(self) -> QWidget:
+        from workbench.ui.insight_panel import InsightPanel
+
+        self.insight_panel = InsightPanel(self.document, self.session)
+        self.insight_panel.show_model(self.current.model, False)
+        return self.insight_panel
+
+    def _build_checkpoint_editor(self) -> QWidget:
+        from workbench.ui.checkpoint_editor import CheckpointEditor
+
+        self.checkpoint_editor = editor = CheckpointEditor(model_provider=self._stack_model)
+        self.document.layers_changed.connect(editor.refresh_model_availability)
+        editor.status_message.connect(self.statusBar().showMessage)
+        return editor
+
+    def _build_quantization_panel(self) -> QWidget:
+        from workbench.ui.quantization_panel import QuantizationPanel
+
+        self.quantization_panel = QuantizationPanel(self.current)
+        return self.quantization_panel
+
+    def _build_generate_panel(self) -> QWidget:
+        from workbench.ui.generate_panel import GeneratePanel
+
+        self.generate_panel = GeneratePanel(self.current, self.session)
+        return self.generate_panel
 
     def _action(
         self,
@@ -417,11 +475,10 @@ class MainWindow(
         document.layers_changed.connect(self._layers_changed)
         document.edit_refused.connect(self._edit_refused)
         self.layer_panel.stop_requested.connect(self.stop_training)
-        document.layers_changed.connect(self.checkpoint_editor.refresh_model_availability)
-        self.checkpoint_editor.status_message.connect(self.statusBar().showMessage)
         self.layer_panel.validity_changed.connect(lambda *_: self._update_train_allowed())
         self.data_panel.input_shape_changed.connect(self.layer_panel.set_input_shape)
         self.data_panel.data_info_changed.connect(self.layer_panel.set_data_info)
+        self.data_panel.loader.busy_changed.connect(lambda _busy: self._update_train_allowed())
 
         session_started = self.session.run_started
         session_started.connect(lambda _report: self.welcome.retire())  # Train found: enough
@@ -520,10 +577,10 @@ class MainWindow(
         self._recolour_plots(dark)
         self.dark_action.setChecked(dark)
 
-    def _recolour_plots(self, dark: bool) -> None:
+    def _recolour_plots(self, dark: bool, root: QWidget | None = None) -> None:
         from workbench.ui.plot_theme import apply_plot_theme  # pyqtgraph: not before first show
 
-        apply_plot_theme(self, dark)
+        apply_plot_theme(root or self, dark)
 
     def show_diagnostics(self) -> DiagnosticsDialog:
         """Help > Diagnostics: what this machine offers, with a Copy button for bug reports."""
@@ -558,7 +615,10 @@ class MainWindow(
         if not confirm_quit_during_run(self, self.session, self.last_run_dir):
             event.ignore()
             return
-        if not self.maybe_save() or not self.checkpoint_editor.confirm_discard():
+        editor_keeps = (
+            not self.is_built("checkpoint_editor") or self.checkpoint_editor.confirm_discard()
+        )
+        if not self.maybe_save() or not editor_keeps:
             event.ignore()
             return
         jobs.shutdown_all()  # stops runs, quantization and every background job, and waits
@@ -566,4 +626,5 @@ class MainWindow(
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.recovery.clear()
+        self._closed = True
         event.accept()

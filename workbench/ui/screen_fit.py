@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QScreen
 from PySide6.QtWidgets import (
@@ -96,7 +98,16 @@ def _panel_of(dock: QDockWidget) -> QWidget:
 class ScrollingTabs(QTabWidget):
     """Tabs whose pages scroll when the window is smaller than a page needs, so the largest page
     never sets the window's minimum size. The pages are what callers see: `widget`,
-    `currentWidget`, `setCurrentWidget` and `indexOf` look through the scroll areas."""
+    `currentWidget`, `setCurrentWidget` and `indexOf` look through the scroll areas.
+
+    A page added with `add_lazy_tab` shows its tab at once but is built on first need: when it
+    is shown, when `widget()` asks for it, or by `build_pending()` (the window builds the pages
+    it does not show while idle after start-up, so that they do not delay a usable window)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._builders: dict[QScrollArea, Callable[[], QWidget]] = {}
+        self.currentChanged.connect(self._build_at)
 
     def addTab(self, page: QWidget, label: str) -> int:  # type: ignore[override]
         return super().addTab(scrolled(page, f"{page.objectName() or 'page'}Scroll"), label)
@@ -105,7 +116,37 @@ class ScrollingTabs(QTabWidget):
         area = scrolled(page, f"{page.objectName() or 'page'}Scroll")
         return super().insertTab(index, area, label)
 
+    def add_lazy_tab(self, name: str, label: str, build: Callable[[], QWidget]) -> int:
+        """A tab whose page BUILD makes on first need (NAME names its scroll area)."""
+        area = scrolled(QWidget(), f"{name}Scroll")
+        self._builders[area] = build
+        return super().addTab(area, label)
+
+    def has_pending(self) -> bool:
+        return bool(self._builders)
+
+    def build_pending(self, limit: int | None = None) -> None:
+        """Build the lazy pages not built yet (at most LIMIT of them), in tab order."""
+        for index in range(self.count()):
+            if limit is not None and limit <= 0:
+                return
+            if self._build_at(index):
+                limit = None if limit is None else limit - 1
+
+    def _build_at(self, index: int) -> bool:
+        area = super().widget(index)
+        build = self._builders.pop(area, None) if isinstance(area, QScrollArea) else None
+        if build is None:
+            return False
+        assert isinstance(area, QScrollArea)
+        area.setWidget(build())  # the placeholder goes
+        return True
+
     def widget(self, index: int) -> QWidget | None:  # type: ignore[override]
+        self._build_at(index)
+        return self._page(index)
+
+    def _page(self, index: int) -> QWidget | None:
         area = super().widget(index)
         inner = area.widget() if isinstance(area, QScrollArea) else None
         return inner if inner is not None else area
@@ -115,7 +156,7 @@ class ScrollingTabs(QTabWidget):
 
     def indexOf(self, page: QWidget) -> int:
         for index in range(self.count()):
-            if self.widget(index) is page:
+            if self._page(index) is page:  # a page not built yet cannot be PAGE: no need to build
                 return index
         return super().indexOf(page)
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMainWindow, QTabWidget
+from PySide6.QtWidgets import QMainWindow, QWidget
 
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.experiment import load_experiment
 from workbench.ui.error_dialog import show_error
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.screen_fit import ScrollingTabs
 
 if TYPE_CHECKING:  # these load PyTorch: the window imports them once the frame is shown
     from workbench.engine.devices import DeviceInfo
@@ -27,7 +29,7 @@ class ExperimentLab(QMainWindow):
     document: ProjectDocument
     devices: list[DeviceInfo]
     runs_dir: Path
-    tabs: QTabWidget
+    tabs: ScrollingTabs
     training_panel: TrainingPanel
     preset_name: str | None
     experiments_tab: ExperimentsTab
@@ -38,18 +40,24 @@ class ExperimentLab(QMainWindow):
         def may_leave_project(self) -> bool: ...
         def start_over(self) -> None: ...
         def _update_title(self) -> None: ...
+        def _lazy_tab(self, attribute: str, label: str, build: Callable[[], QWidget]) -> None: ...
 
     def _build_experiment_lab(self) -> None:
-        from workbench.ui.experiments_tab import ExperimentsTab
         from workbench.ui.memory_fit_line import MemoryFitLine
 
-        self.experiments_tab = ExperimentsTab(self.document, self.runs_dir, self.devices)
-        self.tabs.addTab(self.experiments_tab, "E&xperiments")
+        self._lazy_tab("experiments_tab", "E&xperiments", self._build_experiments_tab)
         self.memory_fit = MemoryFitLine(self.document, self.devices)
         self.training_panel.add_row("Memory", self.memory_fit)
 
-    def _wire_experiment_lab(self) -> None:
+    def _build_experiments_tab(self) -> ExperimentsTab:
+        """The Experiments tab's page (built on first need)."""
+        from workbench.ui.experiments_tab import ExperimentsTab
+
+        self.experiments_tab = ExperimentsTab(self.document, self.runs_dir, self.devices)
         self.experiments_tab.open_project_requested.connect(self.open_as_unsaved_project)
+        return self.experiments_tab
+
+    def _wire_experiment_lab(self) -> None:
         self.training_panel.lr_find_requested.connect(self.show_lr_finder)
 
     def show_lr_finder(self) -> LRFinderDialog:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from workbench.engine.errors import WorkbenchError
 from workbench.ui.error_dialog import show_error
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.screen_fit import ScrollingTabs
 
 if TYPE_CHECKING:  # these load PyTorch: the window imports them once the frame is shown
     from torch import nn
@@ -49,7 +50,7 @@ class ModelActions(QMainWindow):
     plots: PlotsPanel
     log_view: LogView
     run_panel: RunPanel
-    tabs: QTabWidget
+    tabs: ScrollingTabs
     model_status: QLabel
     save_weights_action: QAction
     load_weights_action: QAction
@@ -61,12 +62,14 @@ class ModelActions(QMainWindow):
     if TYPE_CHECKING:  # made by the other halves of MainWindow
 
         def model_validity(self) -> tuple[bool, str]: ...
+        def is_built(self, attribute: str) -> bool: ...
 
     def set_current_model(self, model: CurrentModel, followed: bool = False) -> None:
         """Make MODEL the one Save Model Weights, Quantize, Predict, Evaluate and the decision
         boundary use (`followed`: the insight tabs watched it train)."""
         self.current.set(model)
-        self.insight_panel.show_model(model, followed)
+        if self.is_built("insight_panel"):  # else it shows the current model when built
+            self.insight_panel.show_model(model, followed)
         self.update_model_actions()
 
     def start_over(self) -> None:
@@ -76,7 +79,8 @@ class ModelActions(QMainWindow):
         self.plots.reset(None)
         self.run_panel.reset(None)
         self.log_view.clear()
-        self.quantization_panel.clear_report()
+        if self.is_built("quantization_panel"):
+            self.quantization_panel.clear_report()
         self.initial_weights = None
         self.last_run_dir, self.last_result = None, None
         self.set_current_model(CurrentModel.fresh(self.document.experiment))

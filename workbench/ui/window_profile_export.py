@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QTabWidget, QToolBar
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QToolBar
 
 from workbench.engine.resources import icon_path
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.screen_fit import ScrollingTabs
 
 if TYPE_CHECKING:  # these load PyTorch: the window imports them once the frame is shown
     from workbench.controllers.current_model import CurrentModelHolder
@@ -30,23 +31,24 @@ class ProfileExportActions(QMainWindow):
     current: CurrentModelHolder
     layer_panel: LayerStackPanel
     layers_dock: QDockWidget
-    tabs: QTabWidget
+    tabs: ScrollingTabs
     profile_panel: ProfilePanel
     profile_action: QAction
     export_model_action: QAction
     export_dialog: ExportDialog | None
     model_validity: Callable[[], tuple[bool, str]]
 
-    def build_profile_tab(self) -> None:
+    def build_profile_tab(self) -> ProfilePanel:
+        """The Profile tab's page (MainWindow builds it on first need)."""
         from workbench.ui.profile_panel import ProfilePanel
 
-        self.export_dialog = None
         self.profile_panel = ProfilePanel(self.profile_source)
-        self.tabs.addTab(self.profile_panel, "&Profile")
         self.profile_panel.hottest_found.connect(self.mark_hottest_layer)
         self.document.layers_changed.connect(self.profile_panel.clear)
+        return self.profile_panel
 
     def add_profile_export_actions(self, file_menu: QMenu, run_menu: QMenu, bar: QToolBar) -> None:
+        self.export_dialog = None
         self.profile_action = QAction("&Profile Training Step", self)
         self.profile_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
         tip = "Time each layer's forward and backward in a training step of the current model"

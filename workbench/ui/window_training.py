@@ -10,11 +10,13 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from workbench.ui.error_dialog import show_error
 from workbench.ui.project_document import ProjectDocument
+from workbench.ui.screen_fit import ScrollingTabs
 
 if TYPE_CHECKING:  # these load PyTorch: the window imports them once the frame is shown
     from workbench.controllers.run_session import RunSession
     from workbench.engine.reports import BatchReport, EpochReport, RunStarted
     from workbench.engine.run_history import RunResult
+    from workbench.ui.data_panel import DataPanel
     from workbench.ui.layer_stack_panel import LayerStackPanel
     from workbench.ui.log_view import LogView
     from workbench.ui.memory_fit_line import MemoryFitLine
@@ -34,10 +36,12 @@ class RunControls(QMainWindow):
     session: RunSession
     runs_dir: Path
     layer_panel: LayerStackPanel
+    data_panel: DataPanel
     training_panel: TrainingPanel
     memory_fit: MemoryFitLine
     run_panel: RunPanel
     plots: PlotsPanel
+    tabs: ScrollingTabs
     log_view: LogView
     train_action: QAction
     stop_action: QAction
@@ -64,7 +68,9 @@ class RunControls(QMainWindow):
     def train_problems(self) -> list[str]:
         problems = []
         ok, message = self.model_validity()
-        if not ok:
+        if not ok and self.data_panel.is_loading and self.layer_panel.model.data_shape is None:
+            problems.append("The Data panel is still reading the data; Train follows.")
+        elif not ok:
             problems.append(message)
         problems.extend(self.training_panel.problems())
         return problems
@@ -124,6 +130,7 @@ class RunControls(QMainWindow):
         return True
 
     def _clear_run_views(self) -> None:
+        self.tabs.build_pending()  # every page listens to the run from its start
         self.plots.reset(None)
         self.run_panel.reset(None)
         self.log_view.clear()
