@@ -47,6 +47,9 @@ def gui_training(qtbot, tmp_path: Path, data_root: Path) -> tuple[float, np.ndar
     )
     train = dataclasses.replace(experiment.train, epochs=1, device="cpu")
     window.document.replace(dataclasses.replace(experiment, data=data, train=train), None)
+    # As the app has it by the time Train can be pressed: the tab pages it builds when idle
+    # after start-up (MainWindow(), unlike the app's deferred window, leaves that to the run).
+    window.tabs.build_pending()
     qtbot.waitUntil(lambda: not window.data_panel.is_loading, timeout=60_000)
 
     lateness: list[float] = []

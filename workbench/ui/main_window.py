@@ -188,14 +188,12 @@ class MainWindow(
 
     def _build_hidden_pages(self) -> None:
         """Build the tab pages not shown yet, one per turn of the event loop (input is handled
-        in between), once the window is usable; then freeze what they made, as above."""
+        in between), once the window is usable."""
         if self._closed:  # the window closed first (a start-up check, a quick quit)
             return
         self.tabs.build_pending(limit=1)
         if self.tabs.has_pending():
             QTimer.singleShot(0, self._build_hidden_pages)
-        else:
-            gc.freeze()
 
     def _lazy_tab(self, attribute: str, label: str, build: Callable[[], QWidget]) -> None:
         """A tab whose page BUILD makes on first need (shown, or `self.ATTRIBUTE` asked for);
@@ -205,6 +203,7 @@ class MainWindow(
             page = build()
             if self.theme is not None and self.theme.dark:
                 self._recolour_plots(True, page)
+            gc.freeze()  # the page lives as long as the window: see finish_building
             return page
 
         self._lazy_pages[attribute] = self.tabs.add_lazy_tab(attribute, label, build_in_theme)
