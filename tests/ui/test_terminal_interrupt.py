@@ -28,7 +28,9 @@ def test_ctrl_c_asks_the_loop_to_end_with_130_and_raises_nothing(
 
 
 def test_a_ctrl_c_held_back_before_the_loop_ends_it_at_once(
-    qtbot, qapp: QApplication, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    qtbot,
+    qapp: QApplication,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     bridge = TerminalInterrupt(qapp, earlier=[signal.SIGINT])  # pressed while Qt was loading
     exits: list[int] = []
