@@ -609,9 +609,13 @@ class MainWindow(
                 self._loader.shutdown()
             event.accept()
             return
-        from workbench.ui.quit_prompt import confirm_quit_during_run
+        from workbench.ui.quit_prompt import confirm_quit_during_run, confirm_quit_during_sweep
 
         if not confirm_quit_during_run(self, self.session, self.last_run_dir):
+            event.ignore()
+            return
+        sweeps = self.experiments_tab.controller if self.is_built("experiments_tab") else None
+        if sweeps is not None and not confirm_quit_during_sweep(self, sweeps):
             event.ignore()
             return
         editor_keeps = (

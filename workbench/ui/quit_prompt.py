@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from workbench.controllers.run_session import RunSession
+from workbench.controllers.sweep_controller import SweepController
 
 
 def run_in_progress_text(session: RunSession, folder: Path | None) -> str | None:
@@ -34,14 +35,33 @@ def run_in_progress_text(session: RunSession, folder: Path | None) -> str | None
 
 def confirm_quit_during_run(parent: QWidget, session: RunSession, folder: Path | None) -> bool:
     """True when no run is in progress, or the user agrees to stop it and quit."""
-    text = run_in_progress_text(session, folder)
+    return _agrees(parent, "Stop the run and quit?", run_in_progress_text(session, folder))
+
+
+def sweep_in_progress_text(sweeps: SweepController) -> str | None:
+    """What the quit prompt says about the sweep in progress, or None when none is."""
+    current = sweeps.current
+    if not sweeps.is_running or current is None:
+        return None
+    waiting = len(sweeps.queue)
+    queued = f" {waiting} more sweep(s) wait in the queue and are forgotten." if waiting else ""
+    return (
+        f"The sweep into “{current.out_dir.name}” is running ({current.trials} trials).\n\n"
+        "Quitting stops its current trial after this batch. The finished trials stay in "
+        f"{current.out_dir}; the same sweep into that folder again skips them and resumes the "
+        f"stopped one.{queued}"
+    )
+
+
+def confirm_quit_during_sweep(parent: QWidget, sweeps: SweepController) -> bool:
+    """True when no sweep is in progress, or the user agrees to stop it and quit."""
+    return _agrees(parent, "Stop the sweep and quit?", sweep_in_progress_text(sweeps))
+
+
+def _agrees(parent: QWidget, title: str, text: str | None) -> bool:
+    """Nothing to say (None), or Yes to TEXT; Cancel is the default button."""
     if text is None:
         return True
-    answer = QMessageBox.question(
-        parent,
-        "Stop the run and quit?",
-        text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-        QMessageBox.StandardButton.Cancel,
-    )
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
+    answer = QMessageBox.question(parent, title, text, buttons, QMessageBox.StandardButton.Cancel)
     return answer == QMessageBox.StandardButton.Yes
