@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication
 
 from workbench import __version__
 from workbench.engine.resources import resources_dir
@@ -91,12 +91,11 @@ def _report_failure(app: QApplication, message: str) -> None:
     app.exit(1)
 
 
-def _report_startup(window: QWidget, shown_after: float) -> None:
+def _report_startup(window: MainWindow, shown_after: float) -> None:
     """Print the seconds from process start to the window shown and to it ready (and whether
     Train is enabled then), then quit."""
     ready_after = time.time() - process_start_time()
-    train = getattr(window, "train_action", None)
-    trainable = "Train enabled" if train is not None and train.isEnabled() else "Train disabled"
+    trainable = "Train enabled" if window.train_action.isEnabled() else "Train disabled"
     print(
         f"window shown after {shown_after:.2f} s, ready after {ready_after:.2f} s: "
         f"{window.windowTitle()}; {trainable}",

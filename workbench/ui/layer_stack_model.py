@@ -181,10 +181,10 @@ class LayerStackModel(QAbstractTableModel):
     def set_data_info(self, info: DatasetInfo | None) -> None:
         """Plan for this dataset: its sample shape, its dtype and its vocabulary (token ids);
         None: the data is not described (yet), so plan with the experiment's model.input_shape."""
-        if info == self._data and (info is not None or self._input_shape is None):
+        shape = tuple(info.input_shape) if info is not None else None
+        if (info, shape) == (self._data, self._input_shape):
             return
-        self._data = info
-        self._input_shape = tuple(info.input_shape) if info is not None else None
+        self._data, self._input_shape = info, shape
         self._replan()
 
     @property

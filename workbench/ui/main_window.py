@@ -119,7 +119,6 @@ class MainWindow(
         self._loader: BackgroundTask | None = None  # imports PyTorch for a deferred window
         self._given_devices = devices
         self._needs_default_docks = False
-        self._lazy_pages: dict[str, int] = {}  # attribute -> tab index (_lazy_tab)
         self._closed = False
         fit_to_screen(self, 1400, 900)
         geometry = self.settings.value("geometry")
@@ -206,14 +205,14 @@ class MainWindow(
             gc.freeze()  # the page lives as long as the window: see finish_building
             return page
 
-        self._lazy_pages[attribute] = self.tabs.add_lazy_tab(attribute, label, build_in_theme)
+        self.tabs.add_lazy_tab(attribute, label, build_in_theme)
 
     def __getattr__(self, name: str) -> Any:
         """A lazy tab's page (`_lazy_tab`), built now because it is asked for."""
-        index = self.__dict__.get("_lazy_pages", {}).get(name)
-        if index is None:
+        tabs = self.__dict__.get("tabs")  # not self.tabs: before it exists, that comes here
+        if not isinstance(tabs, ScrollingTabs) or not tabs.is_lazy(name):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.tabs.widget(index)
+        tabs.build(name)
         return self.__dict__[name]
 
     def is_built(self, attribute: str) -> bool:

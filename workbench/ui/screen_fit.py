@@ -106,7 +106,8 @@ class ScrollingTabs(QTabWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._builders: dict[QScrollArea, Callable[[], QWidget]] = {}
+        self._lazy: dict[str, QScrollArea] = {}  # every lazy tab's scroll area, by name
+        self._builders: dict[QScrollArea, Callable[[], QWidget]] = {}  # those not built yet
         self.currentChanged.connect(self._build_at)
 
     def addTab(self, page: QWidget, label: str) -> int:  # type: ignore[override]
@@ -118,9 +119,16 @@ class ScrollingTabs(QTabWidget):
 
     def add_lazy_tab(self, name: str, label: str, build: Callable[[], QWidget]) -> int:
         """A tab whose page BUILD makes on first need (NAME names its scroll area)."""
-        area = scrolled(QWidget(), f"{name}Scroll")
+        area = self._lazy[name] = scrolled(QWidget(), f"{name}Scroll")
         self._builders[area] = build
         return super().addTab(area, label)
+
+    def is_lazy(self, name: str) -> bool:
+        return name in self._lazy
+
+    def build(self, name: str) -> None:
+        """Build the lazy tab NAME's page now, if it is not built yet."""
+        self._build(self._lazy[name])
 
     def has_pending(self) -> bool:
         return bool(self._builders)
@@ -135,10 +143,12 @@ class ScrollingTabs(QTabWidget):
 
     def _build_at(self, index: int) -> bool:
         area = super().widget(index)
-        build = self._builders.pop(area, None) if isinstance(area, QScrollArea) else None
+        return isinstance(area, QScrollArea) and self._build(area)
+
+    def _build(self, area: QScrollArea) -> bool:
+        build = self._builders.pop(area, None)
         if build is None:
             return False
-        assert isinstance(area, QScrollArea)
         area.setWidget(build())  # the placeholder goes
         return True
 
